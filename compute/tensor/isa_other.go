@@ -1,0 +1,5 @@
+//go:build !amd64
+
+package tensor
+
+func (i ISA) implemented() bool { return i == Generic }
