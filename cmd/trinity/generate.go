@@ -1,0 +1,47 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/trinity-net/trinity/compute/data"
+	"github.com/trinity-net/trinity/compute/model"
+)
+
+func runGenerate(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "generate")
+	var ef engineFlags
+	ef.register(fs)
+	ckpt := fs.String("checkpoint", "", "model checkpoint (safetensors), required")
+	prompt := fs.String("prompt", "\n", "text to continue")
+	n := fs.Int("n", 200, "tokens to generate")
+	temp := fs.Float64("temperature", 0.8, "sampling temperature (0: greedy)")
+	topK := fs.Int("top-k", 40, "sample among the k most likely tokens (0: all)")
+	seed := fs.Uint64("seed", 1, "sampling seed")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *ckpt == "" {
+		return fmt.Errorf("--checkpoint is required")
+	}
+	e, err := ef.engine()
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	m, _, err := model.Load(*ckpt, e)
+	if err != nil {
+		return err
+	}
+	var tok data.ByteTokenizer
+	p := tok.Encode(*prompt)
+	if len(p) == 0 {
+		return fmt.Errorf("--prompt must not be empty")
+	}
+	out, err := m.Generate(ctx, p, *n, model.Sampler{Temperature: float32(*temp), TopK: *topK, Seed: *seed}, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, tok.Decode(out)) // out begins with the prompt
+	return nil
+}
