@@ -7,6 +7,20 @@
 // optimizer and the pseudo-gradient codec work on the flat vector in fixed
 // chunks; all activations live in one flat buffer sized once, so a training
 // step does not allocate.
+//
+// Contract:
+//   - Forward, Backward and the Session give the same bits on every tensor
+//     ISA path and thread count (the kernels' determinism contract, and this
+//     package's own reductions run in a fixed order).
+//   - A Session step returns bit for bit the logits and hidden state that a
+//     Forward over the same prefix gives at that position, whatever the batch
+//     shape, so a verifier's teacher-forced Forward reproduces a prover's
+//     decoding.
+//   - Init and Sampler use the package's own PRNG and platform-independent
+//     arithmetic: a seed gives the same weights and tokens everywhere.
+//   - Bad input (out-of-range tokens, T beyond the context, wrong lengths,
+//     non-finite weights or checkpoint values, hostile checkpoint files) is
+//     an error, never a panic.
 package model
 
 import (

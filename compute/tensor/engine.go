@@ -69,6 +69,10 @@ func BestISA() ISA {
 // Its zero value is the Generic path.
 type Kernels struct {
 	isa ISA
+	// gemm pools GEMM packing buffers (safe for concurrent use). Kernels
+	// from NewKernels or an Engine have one; the zero value allocates
+	// them per call.
+	gemm *gemmShared
 }
 
 // NewKernels returns the kernel set for isa, or an error if this CPU or this
@@ -80,7 +84,7 @@ func NewKernels(isa ISA) (Kernels, error) {
 	if !isa.implemented() {
 		return Kernels{}, fmt.Errorf("tensor: %v kernels are not built for this architecture", isa)
 	}
-	return Kernels{isa: isa}, nil
+	return Kernels{isa: isa, gemm: newGemmShared(1)}, nil
 }
 
 // ISA is the path these kernels run.
@@ -97,7 +101,11 @@ type Engine struct {
 }
 
 type task struct {
-	fn     func(k Kernels, lo, hi int)
+	fn func(k Kernels, lo, hi int)
+	// job, when set, runs instead of fn: a pooled job dispatches without
+	// allocating a closure per call, and signals completion itself (done
+	// is then nil).
+	job    rangeJob
 	lo, hi int
 	done   *sync.WaitGroup
 }
@@ -142,6 +150,7 @@ func New(opts ...Option) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	k.gemm = newGemmShared(cfg.threads) // shared by the workers' Kernels
 	e := &Engine{k: k, threads: cfg.threads, tasks: make(chan task)}
 	for i := 1; i < e.threads; i++ {
 		e.wg.Add(1)
@@ -153,8 +162,14 @@ func New(opts ...Option) (*Engine, error) {
 func (e *Engine) worker() {
 	defer e.wg.Done()
 	for t := range e.tasks {
-		t.fn(e.k, t.lo, t.hi)
-		t.done.Done()
+		if t.job != nil {
+			t.job.run(e.k, t.lo, t.hi)
+		} else {
+			t.fn(e.k, t.lo, t.hi)
+		}
+		if t.done != nil {
+			t.done.Done()
+		}
 	}
 }
 
