@@ -32,10 +32,17 @@ type cliEnv struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"train":      {"train a model on one machine (embedded default corpus or --data PATH)", runTrain},
-		"generate":   {"sample text from a checkpoint", runGenerate},
-		"experiment": {"run a measurement experiment (sparseloco, grail)", runExperiment},
-		"version":    {"print the version", runVersion},
+		"train":        {"train a model on one machine (embedded default corpus or --data PATH)", runTrain},
+		"generate":     {"sample text from a checkpoint", runGenerate},
+		"experiment":   {"run a measurement experiment (sparseloco, grail)", runExperiment},
+		"version":      {"print the version", runVersion},
+		"verify-proof": {"check a GRAIL proof of generation against a checkpoint", runVerifyProof},
+		"testnet":      {"run a whole network in one process on loopback (bootstrap, validator, trainers)", runTestnet},
+		"join":         {"join a network as a trainer: trinity join --genesis FILE", runJoin},
+		"validate":     {"run a validator: trinity validate --genesis FILE --key FILE", runValidate},
+		"bootstrap":    {"run a bootstrap and relay node for a network", runBootstrap},
+		"genesis":      {"write a genesis file defining a network", runGenesis},
+		"keygen":       {"create a peer key file and print its peer ID", runKeygen},
 	}
 }
 
