@@ -284,3 +284,33 @@ func simdFeatures() []string {
 	add(a.HasSVE2, "sve2")
 	return f
 }
+
+// Summary is a one-line description for listings such as
+// `trinity compute list`.
+func (p Profile) Summary() string {
+	var b strings.Builder
+	model := p.CPUModel
+	if model == "" {
+		model = "unknown CPU"
+	}
+	fmt.Fprintf(&b, "%s, %d threads", model, p.LogicalCPUs)
+	if p.PhysicalCores > 0 {
+		fmt.Fprintf(&b, "/%d cores", p.PhysicalCores)
+	}
+	if p.ISA != "" {
+		fmt.Fprintf(&b, ", %s", p.ISA)
+	}
+	if p.MemTotal > 0 {
+		fmt.Fprintf(&b, ", %.1f GiB", float64(p.MemTotal)/(1<<30))
+	}
+	if len(p.GPUs) == 0 {
+		b.WriteString(", no GPU")
+	}
+	for _, g := range p.GPUs {
+		fmt.Fprintf(&b, ", GPU %s", g.Model)
+		if g.MemBytes > 0 {
+			fmt.Fprintf(&b, " (%.0f GiB)", float64(g.MemBytes)/(1<<30))
+		}
+	}
+	return b.String()
+}

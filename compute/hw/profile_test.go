@@ -2,6 +2,7 @@ package hw
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 )
@@ -126,6 +127,9 @@ func TestDetectFromFS(t *testing.T) {
 	}
 	if _, err := p.MarshalBinary(); err != nil {
 		t.Errorf("detected profile does not encode: %v", err)
+	}
+	if s := p.Summary(); !strings.Contains(s, "Xeon") || !strings.Contains(s, "4 cores") || !strings.Contains(s, "GPU NVIDIA GeForce RTX 3090") {
+		t.Errorf("summary %q", s)
 	}
 }
 
