@@ -103,6 +103,13 @@ func (t *Trainer) TokensPerStep() int { return t.cfg.Batch * t.cfg.SeqLen }
 // Step takes one optimizer step and returns the batch's loss before it.
 func (t *Trainer) Step() (float32, error) {
 	in, tgt := t.batch()
+	return t.StepBatch(in, tgt)
+}
+
+// StepBatch takes one optimizer step on the given batch (B*T inputs and
+// targets) and returns the batch's loss before it. Network trainers use it
+// with the pages a round assigns them.
+func (t *Trainer) StepBatch(in, tgt []int32) (float32, error) {
 	loss, err := t.Model.Forward(in, tgt, t.cfg.Batch, t.cfg.SeqLen)
 	if err != nil {
 		return 0, fmt.Errorf("node: step %d forward: %w", t.step, err)
