@@ -79,7 +79,7 @@ func NewChunkingLens(tensorLens []int, configHash [32]byte, size, k int) (*Chunk
 		if n < 1 {
 			return nil, fmt.Errorf("optimizer: tensor %d has length %d", i, n)
 		}
-		if n > 1<<31-off {
+		if int64(n) > 1<<31-int64(off) {
 			return nil, fmt.Errorf("optimizer: more than 2^31 parameters")
 		}
 		for lo := 0; lo < n; lo += size {

@@ -204,10 +204,8 @@ func (s *SparseLoCo) compressRange(sel *selector, d []float32, out *Compressed, 
 		c := s.ch.Chunks[ci]
 		e := s.e[c.Offset : c.Offset+c.Len]
 		dc := d[c.Offset : c.Offset+c.Len]
-		// Fold d into e, check finiteness and histogram |e| for top-k in
-		// one pass; two histograms take alternate entries (see selector).
-		clear(sel.h0[:])
-		clear(sel.h1[:])
+		// Fold d into e and record the block maxima of |e| that top-k
+		// uses, in one pass; the overall maximum tells finiteness.
 		var top uint32
 		n := len(e)
 		dc = dc[:n]
@@ -219,18 +217,14 @@ func (s *SparseLoCo) compressRange(sel *selector, d []float32, out *Compressed, 
 					v0 := float32(beta*eb[t]) + db[t] // explicit rounding: no FMA
 					v1 := float32(beta*eb[t+1]) + db[t+1]
 					eb[t], eb[t+1] = v0, v1
-					a0, a1 := math.Float32bits(v0)&absMask, math.Float32bits(v1)&absMask
-					sel.h0[a0>>histShift]++
-					sel.h1[a1>>histShift]++
-					t0, t1 = max(t0, a0), max(t1, a1)
+					t0 = max(t0, math.Float32bits(v0)&absMask)
+					t1 = max(t1, math.Float32bits(v1)&absMask)
 				}
 			} else {
 				for t := j; t < n; t++ {
 					v := float32(beta*e[t]) + dc[t]
 					e[t] = v
-					a := math.Float32bits(v) & absMask
-					sel.h0[a>>histShift]++
-					t0 = max(t0, a)
+					t0 = max(t0, math.Float32bits(v)&absMask)
 				}
 			}
 			m := max(t0, t1)

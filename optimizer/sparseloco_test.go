@@ -118,6 +118,15 @@ func TestTopKExact(t *testing.T) {
 			return v
 		},
 		"zeros": func(n int) []float32 { return make([]float32, n) },
+		"sample misses": func(n int) []float32 {
+			// Large values only where the threshold guess samples, so
+			// the guess is too high and the exact fallback runs.
+			v := randVec(r, n, 1e-3)
+			for i := 0; i < n; i += sampleStride {
+				v[i] = 1 + float32(i)
+			}
+			return v
+		},
 		"heavy tail": func(n int) []float32 {
 			v := randVec(r, n, 1)
 			for i := range v {
@@ -287,6 +296,36 @@ func TestCompressRejects(t *testing.T) {
 	for _, o := range []SparseLoCoOption{WithErrorDecay(-0.1), WithErrorDecay(float32(math.NaN())), WithWorkers(0)} {
 		if _, err := NewSparseLoCo(ch, o); err == nil {
 			t.Error("bad option accepted")
+		}
+	}
+}
+
+func TestNthLargest(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{1, 2, 15, 16, 17, 100, 1000, 5000} {
+		for trial := range 5 {
+			keys := make([]uint64, n)
+			for i := range keys {
+				switch trial {
+				case 0: // sorted ascending
+					keys[i] = uint64(i)
+				case 1: // descending
+					keys[i] = uint64(n - i)
+				default:
+					keys[i] = r.Uint64()
+				}
+			}
+			sorted := slices.Clone(keys)
+			slices.Sort(sorted)
+			for _, m := range []int{1, n / 3, n} {
+				if m < 1 {
+					continue
+				}
+				work := slices.Clone(keys)
+				if got, want := nthLargest(work, m), sorted[n-m]; got != want {
+					t.Fatalf("n=%d trial %d m=%d: %d, want %d", n, trial, m, got, want)
+				}
+			}
 		}
 	}
 }

@@ -21,33 +21,38 @@ const (
 // is |x_i|'s bits in the high word and ^i in the low word, and the top k
 // keys are the answer.
 //
-// Instead of sorting (O(n log n)) it histograms the high bits of |x| (the
-// compressor does this in the same pass that folds the error buffer), finds
-// the bin holding the k-th largest, then in one more pass keeps everything
-// above that bin and sorts only that bin's entries: a few dozen for real
-// data, the whole chunk only when values are pathologically concentrated
-// (still exact, just slower). Two histograms take alternate entries so that
-// runs of equal bins do not serialise on one counter.
+// Instead of sorting (O(n log n)) it first guesses a threshold from a
+// sample (every 8th entry) a little below where the k-th largest should be,
+// gathers the entries at or above it in one pass (skipping blocks whose
+// maximum, recorded by the compressor's folding pass, is below it) and, if
+// there are at least k of them, which contain the top k for sure, selects
+// among those few. If the guess was too high it falls back to an exact
+// histogram of the high bits of |x|: find the bin holding the k-th largest,
+// keep everything above it, and select within that bin. Both paths give the
+// same, exact answer; the guess only decides how much work it takes.
 type selector struct {
 	h0, h1 [1 << histBits]uint32
-	top    uint32   // max |x| bits seen by the histogram pass
+	top    uint32   // max |x| bits (set by histogram)
 	bmax   []uint32 // max |x| bits per block of blockLen entries
 	above  []uint16
 	cand   []uint64
+	work   []uint64
+	samp   []uint64
 	chosen []uint16
 }
 
 func newSelector(size int) *selector {
-	return &selector{bmax: make([]uint32, (size+blockLen-1)/blockLen), above: make([]uint16, 0, size), cand: make([]uint64, 0, size), chosen: make([]uint16, 0, size)}
+	return &selector{bmax: make([]uint32, (size+blockLen-1)/blockLen), work: make([]uint64, 0, size), samp: make([]uint64, 0, size/sampleStride+1), above: make([]uint16, 0, size), cand: make([]uint64, 0, size), chosen: make([]uint16, 0, size)}
 }
 
-// blockLen is the block size over which the histogram pass records the
-// largest magnitude, so that the selection pass skips blocks with nothing
-// near the top.
+// blockLen is the block size over which the largest magnitude is
+// recorded, so that the gathering passes skip blocks with nothing near the
+// top.
 const blockLen = 8
 
-// histogram fills the histograms and block maxima from x (the compressor
-// fuses the same work into its error-feedback pass).
+// histogram fills the histograms, block maxima and top from x. Two
+// histograms take alternate entries so that runs of equal bins do not
+// serialise on one counter.
 func (s *selector) histogram(x []float32) {
 	clear(s.h0[:])
 	clear(s.h1[:])
@@ -80,12 +85,102 @@ func (s *selector) histogram(x []float32) {
 // topK writes to idx (len k, ascending) the indices of the k entries of x
 // largest in magnitude. x must be finite and k in [1, len(x)].
 func (s *selector) topK(x []float32, k int, idx []uint16) {
-	s.histogram(x)
+	s.blockMax(x)
 	s.selectTop(x, k, idx)
 }
 
-// selectTop is topK after histogram(x).
+// sampleStride is the sampling step of the threshold guess.
+const sampleStride = 8
+
+// blockMax records the per-block maxima of |x| (the compressor fuses this
+// into its folding pass).
+func (s *selector) blockMax(x []float32) {
+	for j := 0; j < len(x); j += blockLen {
+		var m uint32
+		for _, v := range x[j:min(j+blockLen, len(x))] {
+			m = max(m, math.Float32bits(v)&absMask)
+		}
+		s.bmax[j/blockLen] = m
+	}
+}
+
+// selectTop is topK after blockMax(x).
 func (s *selector) selectTop(x []float32, k int, idx []uint16) {
+	if s.selectSampled(x, k, idx) {
+		return
+	}
+	s.histogram(x)
+	s.selectHist(x, k, idx)
+}
+
+// selectSampled is the fast path; it reports false when the sample's
+// threshold turned out too high (fewer than k entries at or above it).
+func (s *selector) selectSampled(x []float32, k int, idx []uint16) bool {
+	n := len(x)
+	if n < 64*sampleStride || k*sampleStride*4 > n {
+		return false
+	}
+	// Aim at about k + 4 sqrt(k) + 16 entries: short of k only when the
+	// sample is far off.
+	exp := k / sampleStride
+	rank := exp + 2*int(math.Sqrt(float64(exp))) + 2
+	if rank > n/sampleStride {
+		return false
+	}
+	// The rank-th largest sampled |x|: keep the largest rank samples in a
+	// small ascending buffer; most samples lose to its minimum at once.
+	best := s.samp[:0]
+	for i := 0; i < n; i += sampleStride {
+		a := uint64(math.Float32bits(x[i]) & absMask)
+		if len(best) < rank {
+			best = append(best, a)
+			for q := len(best) - 1; q > 0 && best[q] < best[q-1]; q-- {
+				best[q], best[q-1] = best[q-1], best[q]
+			}
+			continue
+		}
+		if a <= best[0] {
+			continue
+		}
+		q := 0
+		for q+1 < len(best) && best[q+1] < a {
+			best[q] = best[q+1]
+			q++
+		}
+		best[q] = a
+	}
+	s.samp = best
+	t := uint32(best[0])
+	cand := s.cand[:0]
+	for j := 0; j < n; j += blockLen {
+		if s.bmax[j/blockLen] < t {
+			continue
+		}
+		for q, v := range x[j:min(j+blockLen, n)] {
+			if a := math.Float32bits(v) & absMask; a >= t {
+				cand = append(cand, uint64(a)<<32|uint64(^uint32(j+q)))
+			}
+		}
+	}
+	s.cand = cand
+	if len(cand) < k {
+		return false
+	}
+	work := append(s.work[:0], cand...)
+	s.work = work
+	th := nthLargest(work, k)
+	o := 0
+	for _, key := range cand { // index order
+		if key >= th {
+			idx[o] = uint16(^uint32(key))
+			o++
+		}
+	}
+	return true
+}
+
+// selectHist is the exact histogram path, after histogram(x).
+func (s *selector) selectHist(x []float32, k int, idx []uint16) {
 	need := k
 	b := int(s.top >> histShift)
 	for ; b > 0; b-- {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/trinity-net/trinity/optimizer/experiment"
 	"github.com/trinity-net/trinity/verify/grail"
 )
 
@@ -14,7 +16,8 @@ var experiments = map[string]struct {
 	summary string
 	run     func(ctx context.Context, env *cliEnv, args []string) error
 }{
-	"grail": {"GRAIL proofs: honest acceptance, attacks rejected, cost", runGrailExperiment},
+	"grail":      {"GRAIL proofs: honest acceptance, attacks rejected, cost", runGrailExperiment},
+	"sparseloco": {"SparseLoCo vs DiLoCo, DeMo and DDP: loss and bytes per round", runSparseLoCoExperiment},
 }
 
 func runExperiment(ctx context.Context, env *cliEnv, args []string) error {
@@ -31,8 +34,7 @@ func runExperiment(ctx context.Context, env *cliEnv, args []string) error {
 	return x.run(ctx, env, args[1:])
 }
 
-// shakespeare finds ../shared/data/tinyshakespeare.txt from the working
-// directory or the given path; it returns nil when absent.
+// readOptional returns the file's bytes, or nil when it cannot be read.
 func readOptional(path string) []byte {
 	b, err := os.ReadFile(filepath.Clean(path))
 	if err != nil {
@@ -53,4 +55,25 @@ func runGrailExperiment(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	cfg.Text = readOptional(*text)
 	return grail.Experiment(ctx, cfg, env.stdout)
+}
+
+func runSparseLoCoExperiment(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "experiment sparseloco")
+	dataPath := fs.String("data", "../shared/data/tinyshakespeare.txt", "text file to train on")
+	cfg := experiment.DefaultConfig("")
+	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "simulated workers (R)")
+	fs.IntVar(&cfg.InnerSteps, "inner-steps", cfg.InnerSteps, "inner steps per round (H)")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "outer rounds")
+	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "sequences per worker step")
+	fs.IntVar(&cfg.EvalEvery, "eval-every", cfg.EvalEvery, "print validation loss every this many rounds (0: only at the end)")
+	methods := fs.String("methods", "", "comma-separated subset of methods (default: all)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.DataPath = *dataPath
+	if *methods != "" {
+		cfg.Methods = strings.Split(*methods, ",")
+	}
+	_, err := experiment.Run(ctx, cfg, env.stdout)
+	return err
 }

@@ -87,7 +87,7 @@ func DefaultConfig(dataPath string) Config {
 type Row struct {
 	Method        string
 	ValLoss       float64
-	BytesPerRound int     // bytes one worker sends per round (H steps)
+	BytesPerRound int     // bytes one worker sends per round of H steps: DDP H dense fp32 gradients, DiLoCo one dense fp32 pseudo-gradient, DeMo H messages (fp32 value + bit-packed block index per coefficient), SparseLoCo its encoded blob (mean over workers and rounds)
 	Ratio         float64 // dense fp32 pseudo-gradient bytes / BytesPerRound
 	Tokens        int64   // training tokens seen, all workers
 	Wall          time.Duration
@@ -137,8 +137,41 @@ func (c *Config) validate() error {
 		if d < 1 || c.ChunkSize%d != 0 {
 			return fmt.Errorf("experiment: density 1/%d does not divide chunk size %d", d, c.ChunkSize)
 		}
+		if _, err := optimizer.NewChunking(c.Model, c.ChunkSize, c.ChunkSize/d); err != nil {
+			return fmt.Errorf("experiment: %w", err)
+		}
+	}
+	if !(c.SparseLR > 0 && c.SparseLR <= 10) || !(c.ErrorDecay >= 0 && c.ErrorDecay <= 1) {
+		return fmt.Errorf("experiment: sparseloco lr %g or error decay %g out of range", c.SparseLR, c.ErrorDecay)
+	}
+	for _, m := range c.methods() {
+		if _, err := c.density(m); err != nil {
+			return err
+		}
+	}
+	if _, err := optimizer.NewNesterov(1, c.DiLoCoLR, c.DiLoCoMom); err != nil {
+		return fmt.Errorf("experiment: diloco: %w", err)
+	}
+	if _, err := optimizer.NewDeMo(c.DeMo, model.Layout(c.Model)); err != nil {
+		return fmt.Errorf("experiment: %w", err)
 	}
 	return nil
+}
+
+// density checks a method name; for SparseLoCo it returns the density
+// denominator (0 for other methods).
+func (c *Config) density(method string) (int, error) {
+	switch method {
+	case MethodDDP, MethodDiLoCo, MethodDeMo:
+		return 0, nil
+	}
+	var d int
+	if _, err := fmt.Sscanf(method, MethodSparseLoCo+"-1/%d", &d); err != nil || d < 1 || c.ChunkSize%d != 0 ||
+		method != fmt.Sprintf("%s-1/%d", MethodSparseLoCo, d) {
+		return 0, fmt.Errorf("experiment: unknown method %q (want %s, %s, %s or %s-1/<d> with d dividing %d)",
+			method, MethodDDP, MethodDiLoCo, MethodDeMo, MethodSparseLoCo, c.ChunkSize)
+	}
+	return d, nil
 }
 
 func (c *Config) methods() []string {
@@ -367,8 +400,8 @@ func (s *sim) run(ctx context.Context, method string) (Row, error) {
 		bytes, err = s.runDeMo(ctx, theta)
 	case strings.HasPrefix(method, MethodSparseLoCo+"-1/"):
 		var d int
-		if _, err := fmt.Sscanf(method, MethodSparseLoCo+"-1/%d", &d); err != nil || d < 1 || s.cfg.ChunkSize%d != 0 {
-			return Row{}, fmt.Errorf("bad density in %q", method)
+		if d, err = s.cfg.density(method); err != nil {
+			return Row{}, err
 		}
 		bytes, err = s.runSparseLoCo(ctx, theta, s.cfg.ChunkSize/d)
 	default:
@@ -433,10 +466,8 @@ func (s *sim) innerRound(r int, theta []float32, pg [][]float32) error {
 	return s.each(func(i int, w *worker) error {
 		copy(w.m.Params, theta)
 		for range s.cfg.InnerSteps {
-			if err := w.grad(s.cfg.Batch, s.cfg.SeqLen); err != nil {
-				return err
-			}
-			if _, err := w.opt.Update(w.e, w.m.Params, w.m.Grads); err != nil {
+			in, tg := w.b.Next()
+			if _, err := optimizer.InnerStep(w.m, w.opt, in, tg, s.cfg.Batch, s.cfg.SeqLen); err != nil {
 				return err
 			}
 		}

@@ -76,9 +76,13 @@ func TestRunRejects(t *testing.T) {
 	for name, edit := range map[string]func(c *Config){
 		"no workers":     func(c *Config) { c.Workers = 0 },
 		"seq > context":  func(c *Config) { c.SeqLen = 64 },
-		"bad density":    func(c *Config) { c.Densities = []int{3} },
-		"unknown method": func(c *Config) { c.Methods = []string{"sgd"} },
+		"bad densities":  func(c *Config) { c.Densities = []int{3} },
+		"unknown method": func(c *Config) { c.Methods = []string{"diloco", "sgd"} },
+		"bad density":    func(c *Config) { c.Methods = []string{"sparseloco-1/3"} },
 		"bad inner lr":   func(c *Config) { c.Inner.LR = -1 },
+		"bad outer lr":   func(c *Config) { c.DiLoCoLR = 0 },
+		"bad decay":      func(c *Config) { c.ErrorDecay = 2 },
+		"bad demo k":     func(c *Config) { c.DeMo.K = 0 },
 	} {
 		c := cfg
 		edit(&c)
