@@ -1,0 +1,19 @@
+// Package p2p is trinity's network layer on libp2p. It moves signed
+// messages and content-addressed blobs between peers and knows nothing of
+// models, rounds or scores beyond the opaque bytes it is handed.
+//
+// Contract:
+//   - A Node is built by New(ctx, Config, ...Option) and released by Close,
+//     after which none of its goroutines remain.
+//   - Every gossip message is an Envelope {version, network ID, topic, round,
+//     sender, timestamp, payload, signature} signed with the node's Ed25519
+//     identity. Before a message is delivered or forwarded, its size, encoding,
+//     network ID, topic, sender, signature, round window and timestamp are
+//     checked, then any validator the consumer registered for the topic.
+//     Peers that send invalid messages lose gossipsub score and are graylisted.
+//   - Blobs are keyed by CIDv1 (raw codec, sha2-256). Put stores a blob on disk
+//     atomically and provides it on the network's private DHT; Get returns
+//     bytes only after their hash matches the CID, whichever peer served them.
+//   - Networks are isolated by the network ID: protocol IDs, gossip topics and
+//     the DHT protocol prefix all carry it, and no public IPFS peers are used.
+package p2p
