@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/trinity-net/trinity/internal/atomicfile"
+
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -200,10 +202,10 @@ func (s *Store) write(info BlobInfo, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.metaPath(info.CID), m, 0o644, false); err != nil {
+	if err := atomicfile.WriteFile(s.metaPath(info.CID), m); err != nil {
 		return err
 	}
-	return writeFileAtomic(s.blobPath(info.CID), data, 0o644, false)
+	return atomicfile.WriteFile(s.blobPath(info.CID), data)
 }
 
 // Has reports whether the blob is stored.

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/trinity-net/trinity/internal/atomicfile"
+
 	"github.com/libp2p/go-libp2p/core/crypto"
 )
 
@@ -43,7 +45,7 @@ func LoadOrCreateIdentity(dir string) (crypto.PrivKey, error) {
 	}
 	// Link, not rename, so that of two processes starting at once one wins
 	// and the other loads the winner's key instead of overwriting it.
-	if err := writeFileAtomic(path, raw, 0o600, true); err != nil {
+	if err := atomicfile.WriteFile(path, raw, atomicfile.Perm(0o600), atomicfile.Exclusive()); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return LoadIdentity(path)
 		}
@@ -84,53 +86,4 @@ func LoadIdentity(path string) (crypto.PrivKey, error) {
 		return nil, fmt.Errorf("p2p: identity %s holds a %v key, want Ed25519", path, k.Type())
 	}
 	return k, nil
-}
-
-// writeFileAtomic writes data to a temporary file in path's directory, syncs
-// it and moves it into place, so a crash leaves either the old file or the
-// new one. With exclusive set, an existing path is an fs.ErrExist error.
-func writeFileAtomic(path string, data []byte, perm os.FileMode, exclusive bool) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmpName := tmp.Name()
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmpName)
-		}
-	}()
-	if err = tmp.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = tmp.Write(data); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if exclusive {
-		if err = os.Link(tmpName, path); err != nil {
-			return err
-		}
-		_ = os.Remove(tmpName)
-	} else if err = os.Rename(tmpName, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -1,13 +1,13 @@
 package data
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/trinity-net/trinity/internal/atomicfile"
 )
 
 // Token shards in llm.c's format: a header of 256 little-endian int32 words
@@ -108,48 +108,5 @@ func ReadShard(path string, vocab int) ([]int32, error) {
 
 // WriteShard stores tokens as a shard at path atomically.
 func WriteShard(path string, tokens []int32) error {
-	return writeAtomic(path, func(w io.Writer) error { return EncodeShard(w, tokens) })
-}
-
-// writeAtomic writes a temporary file next to path, syncs it, renames it
-// over path and syncs the directory, so that a crash leaves either the old
-// file or the new one.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("data: creating temporary file for %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("data: writing %s: %w", tmp, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("data: syncing %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("data: closing %s: %w", tmp, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("data: renaming %s to %s: %w", tmp, path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("data: opening directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("data: syncing directory %s: %w", dir, err)
-	}
-	return nil
+	return atomicfile.Write(path, func(w io.Writer) error { return EncodeShard(w, tokens) })
 }

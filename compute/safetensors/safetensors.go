@@ -24,7 +24,6 @@
 package safetensors
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -33,11 +32,12 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/trinity-net/trinity/internal/atomicfile"
 )
 
 // MaxHeaderSize bounds the JSON header, as the reference implementation
@@ -226,43 +226,9 @@ func Encode(w io.Writer, tensors []Tensor, meta map[string]string) error {
 }
 
 // Write stores tensors and metadata at path atomically.
-func Write(path string, tensors []Tensor, meta map[string]string) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("safetensors: creating temporary file for %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err = Encode(bw, tensors, meta); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("safetensors: writing %s: %w", tmp, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("safetensors: syncing %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("safetensors: closing %s: %w", tmp, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("safetensors: renaming %s to %s: %w", tmp, path, err)
-	}
-	// Sync the directory so that the rename itself survives a crash.
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("safetensors: opening directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err = d.Sync(); err != nil {
-		return fmt.Errorf("safetensors: syncing directory %s: %w", dir, err)
+func Write(path string, tensors []Tensor, meta map[string]string) error {
+	if err := atomicfile.Write(path, func(w io.Writer) error { return Encode(w, tensors, meta) }); err != nil {
+		return fmt.Errorf("safetensors: %w", err)
 	}
 	return nil
 }
