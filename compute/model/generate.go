@@ -86,8 +86,9 @@ func (st *sampling) pick(logits []float32) (int32, error) {
 	return idx[len(idx)-1], nil
 }
 
-// Generate extends prompt by n sampled tokens with a KV-cache Session and
-// returns the whole sequence (prompt then the n new tokens). The sequence
+// Generate extends prompt by n sampled tokens with a KV-cache Session (the
+// prompt prefilled in one batch) and returns the whole sequence (prompt then
+// the n new tokens). The sequence
 // must fit in the context. onToken, if not nil, is called once for every
 // position of the sequence, prompt included, after the token at pos has gone
 // through the model, with that token, its next-token logits and its
@@ -111,25 +112,40 @@ func (m *GPT) Generate(ctx context.Context, prompt []int32, n int, s Sampler,
 	st := newSampling(s, m.Config.Vocab)
 	seq := make([]int32, 0, len(prompt)+n)
 	seq = append(seq, prompt...)
-	for pos := 0; pos < len(seq); pos++ {
-		if err := ctx.Err(); err != nil {
-			return seq, fmt.Errorf("model: generate: %w", err)
-		}
-		logits, hidden, err := sess.Step(seq[pos])
-		if err != nil {
-			return seq, fmt.Errorf("model: generate at position %d: %w", pos, err)
-		}
-		if onToken != nil {
-			if err := onToken(pos, seq[pos], logits, hidden); err != nil {
+	if err := ctx.Err(); err != nil {
+		return seq, fmt.Errorf("model: generate: %w", err)
+	}
+	// The prompt goes through in one batch; then one Step per new token.
+	V, C := m.Config.Vocab, m.Config.Width
+	allLogits, allHidden, err := sess.Prefill(prompt)
+	if err != nil {
+		return seq, fmt.Errorf("model: generate: %w", err)
+	}
+	logits := allLogits[(len(prompt)-1)*V:]
+	if onToken != nil {
+		for pos, tok := range prompt {
+			if err := onToken(pos, tok, allLogits[pos*V:(pos+1)*V], allHidden[pos*C:(pos+1)*C]); err != nil {
 				return seq, fmt.Errorf("model: generate: callback at position %d: %w", pos, err)
 			}
 		}
-		if pos == len(seq)-1 && len(seq) < len(prompt)+n {
-			tok, err := st.pick(logits)
-			if err != nil {
-				return seq, fmt.Errorf("model: generate at position %d: %w", pos, err)
+	}
+	for pos := len(prompt); pos < len(prompt)+n; pos++ {
+		tok, err := st.pick(logits)
+		if err != nil {
+			return seq, fmt.Errorf("model: generate at position %d: %w", pos, err)
+		}
+		seq = append(seq, tok)
+		if err := ctx.Err(); err != nil {
+			return seq, fmt.Errorf("model: generate: %w", err)
+		}
+		var hidden []float32
+		if logits, hidden, err = sess.Step(tok); err != nil {
+			return seq, fmt.Errorf("model: generate at position %d: %w", pos, err)
+		}
+		if onToken != nil {
+			if err := onToken(pos, tok, logits, hidden); err != nil {
+				return seq, fmt.Errorf("model: generate: callback at position %d: %w", pos, err)
 			}
-			seq = append(seq, tok)
 		}
 	}
 	return seq, nil

@@ -19,7 +19,8 @@ const maxActFloats = 1 << 30
 type GPT struct {
 	Config Config
 	// Params holds every parameter in Layout order; Grads has the same
-	// layout and receives the gradients Backward accumulates.
+	// layout and receives the gradients Backward accumulates. Write into
+	// them freely but never reassign them: the model's views alias them.
 	Params []float32
 	Grads  []float32
 
@@ -106,11 +107,24 @@ func New(cfg Config, e *tensor.Engine) (*GPT, error) {
 	}
 	m.p = cut(m.Params, views, cfg.Layers)
 	m.g = cut(m.Grads, views, cfg.Layers)
-	m.a.layers = make([]layerActs, cfg.Layers)
+	m.initRun()
+	return m, nil
+}
+
+// initRun prepares the activation views and the parallel bodies.
+func (m *GPT) initRun() {
+	m.a.layers = make([]layerActs, m.Config.Layers)
 	m.encodeFwd = m.encodeForwardRange
 	m.encodeBwd = m.encodeBackwardRange
 	m.headsFn = m.headsRange
-	return m, nil
+}
+
+// shadow is a model that shares m's parameters but has its own activations
+// (and no gradients), so that it can run a Forward without disturbing m's.
+func (m *GPT) shadow() *GPT {
+	s := &GPT{Config: m.Config, Params: m.Params, e: m.e, views: m.views, p: m.p, attnBlock: m.attnBlock}
+	s.initRun()
+	return s
 }
 
 // Engine is the tensor engine the model runs on.
@@ -351,8 +365,7 @@ func (m *GPT) Backward() error {
 	e.Fill(a.dlogits, 0)
 	e.CrossEntropyBackward(a.dlogits, a.probs, m.tgt, a.dlosses, BT, V)
 	// LM head (tied) and ln_f.
-	e.Fill(a.dln, 0)
-	e.MatMulBackward(a.dln, g.wte, nil, a.dlogits, a.lnf, p.wte, BT, C, V)
+	linearBackward(e, a.dln, g.wte, nil, a.dlogits, a.lnf, p.wte, BT, C, V)
 	e.Fill(a.dres, 0)
 	last := a.layers[c.Layers-1].res3
 	e.LayerNormBackward(a.dres, g.lnfW, g.lnfB, a.dln, last, p.lnfW, a.lnfMean, a.lnfRstd, BT, C)
@@ -367,25 +380,30 @@ func (m *GPT) Backward() error {
 			in = a.layers[l-1].res3
 		}
 		// MLP sub-block.
-		e.Fill(a.dfcGelu, 0)
-		e.MatMulBackward(a.dfcGelu, lg.fc2W, lg.fc2B, a.dres, la.fcGelu, lp.fc2W, BT, 4*C, C)
+		linearBackward(e, a.dfcGelu, lg.fc2W, lg.fc2B, a.dres, la.fcGelu, lp.fc2W, BT, 4*C, C)
 		e.Fill(a.dfc, 0)
 		e.GELUBackward(a.dfc, la.fc, a.dfcGelu)
-		e.Fill(a.dln, 0)
-		e.MatMulBackward(a.dln, lg.fcW, lg.fcB, a.dfc, la.ln2, lp.fcW, BT, C, 4*C)
+		linearBackward(e, a.dln, lg.fcW, lg.fcB, a.dfc, la.ln2, lp.fcW, BT, C, 4*C)
 		e.LayerNormBackward(a.dres, lg.ln2W, lg.ln2B, a.dln, la.res2, lp.ln2W, la.ln2Mean, la.ln2Rstd, BT, C)
 		// Attention sub-block.
-		e.Fill(a.datty, 0)
-		e.MatMulBackward(a.datty, lg.projW, lg.projB, a.dres, la.atty, lp.projW, BT, C, C)
+		linearBackward(e, a.datty, lg.projW, lg.projB, a.dres, la.atty, lp.projW, BT, C, C)
 		m.runHeads(l, true) // writes all of dqkv
-		e.Fill(a.dln, 0)
-		e.MatMulBackward(a.dln, lg.qkvW, lg.qkvB, a.dqkv, la.ln1, lp.qkvW, BT, C, 3*C)
+		linearBackward(e, a.dln, lg.qkvW, lg.qkvB, a.dqkv, la.ln1, lp.qkvW, BT, C, 3*C)
 		e.LayerNormBackward(a.dres, lg.ln1W, lg.ln1B, a.dln, in, lp.ln1W, la.ln1Mean, la.ln1Rstd, BT, C)
 	}
 	// Embeddings, split by channel so that repeated tokens add in position
 	// order whatever the thread count.
 	e.ParallelGrain(C, 8, m.encodeBwd)
 	return nil
+}
+
+// linearBackward is MatMulBackward for an input gradient that is written,
+// not accumulated: dinp = dout·w, then dw and dbias accumulate. A GEMM
+// started from zero gives the bits of one accumulated onto a zeroed buffer,
+// so this only saves the zeroing pass.
+func linearBackward(e *tensor.Engine, dinp, dw, dbias, dout, inp, w []float32, rows, in, outF int) {
+	e.Gemm(false, false, rows, in, outF, dout, outF, w, in, dinp, in, false)
+	e.MatMulBackward(nil, dw, dbias, dout, inp, w, rows, in, outF)
 }
 
 // encodeForwardRange writes encoded = wte[token] + wpe[position] for rows

@@ -6,14 +6,16 @@ import (
 )
 
 // Session decodes one sequence token by token with a key/value cache, so a
-// step costs O(position) attention work instead of a full Forward. A step
-// runs the same kernels in the same accumulation order as Forward, so its
-// logits and hidden state equal those of a Forward over the same prefix.
+// step costs O(position) attention work instead of a full Forward; Prefill
+// feeds a prompt in one batch. A step runs the same kernels in the same
+// accumulation order as Forward, so its logits and hidden state equal, bit
+// for bit, those of a Forward over the same prefix.
 //
 // A Session reads its model's Params at every step; it must not be used
 // concurrently with the model or with another Session of the same model.
 type Session struct {
 	m      *GPT
+	pre    *GPT // shares m's parameters; runs Prefill's Forward
 	maxLen int
 	n      int
 	kv     []float32 // [layers][2][maxLen][C]: keys then values per layer
@@ -53,6 +55,39 @@ func (s *Session) Len() int { return s.n }
 
 // Reset empties the session for a new sequence.
 func (s *Session) Reset() { s.n = 0 }
+
+// Prefill starts the sequence with tokens in one batched Forward instead of
+// one Step per token, and returns the logits [len*V] and hidden states
+// [len*C] of every position, bit for bit those that Steps would give; they
+// are valid until the next Prefill. The session must be empty.
+func (s *Session) Prefill(tokens []int32) (logits, hidden []float32, err error) {
+	c := s.m.Config
+	if s.n != 0 {
+		return nil, nil, fmt.Errorf("model: prefill into a session that already holds %d tokens", s.n)
+	}
+	if len(tokens) == 0 || len(tokens) > s.maxLen {
+		return nil, nil, fmt.Errorf("model: prefill of %d tokens, session holds 1 to %d", len(tokens), s.maxLen)
+	}
+	if s.pre == nil {
+		s.pre = s.m.shadow()
+	}
+	P, C := len(tokens), c.Width
+	if _, err := s.pre.Forward(tokens, nil, 1, P); err != nil {
+		return nil, nil, fmt.Errorf("model: prefill: %w", err)
+	}
+	// The keys and values of every position are in each layer's qkv rows.
+	for l := range c.Layers {
+		qkv := s.pre.a.layers[l].qkv
+		keys := s.kv[(2*l)*s.maxLen*C : (2*l+1)*s.maxLen*C]
+		vals := s.kv[(2*l+1)*s.maxLen*C : (2*l+2)*s.maxLen*C]
+		for t := range P {
+			copy(keys[t*C:(t+1)*C], qkv[t*3*C+C:t*3*C+2*C])
+			copy(vals[t*C:(t+1)*C], qkv[t*3*C+2*C:(t+1)*3*C])
+		}
+	}
+	s.n = P
+	return s.pre.Logits(), s.pre.Hidden(), nil
+}
 
 // Step appends token and returns its next-token logits [V] and its hidden
 // state after the last block [C]. Both slices are overwritten by the next

@@ -65,6 +65,52 @@ func TestSessionMatchesForward(t *testing.T) {
 	}
 }
 
+// TestPrefill checks that a prefilled session continues exactly as one fed
+// token by token, and leaves the model's own activations alone.
+func TestPrefill(t *testing.T) {
+	cfg := detConfig
+	m := newModel(t, cfg, newEngine(t))
+	m.Init(23)
+	T, P := cfg.Context, 9
+	tokens := randomTokens(T, cfg.Vocab, 24)
+	if _, err := m.Forward(tokens, nil, 1, T); err != nil {
+		t.Fatal(err)
+	}
+	logits, hidden := slices.Clone(m.Logits()), slices.Clone(m.Hidden())
+	s, err := m.NewSession(T)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, ph, err := s.Prefill(tokens[:P])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(pl, logits[:P*cfg.Vocab]) || !slices.Equal(ph, hidden[:P*cfg.Width]) {
+		t.Fatal("prefill logits or hidden states differ from Forward's")
+	}
+	if !slices.Equal(m.Logits(), logits) {
+		t.Fatal("prefill disturbed the model's activations")
+	}
+	for pos := P; pos < T; pos++ {
+		lg, hd, err := s.Step(tokens[pos])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(lg, logits[pos*cfg.Vocab:(pos+1)*cfg.Vocab]) || !slices.Equal(hd, hidden[pos*cfg.Width:(pos+1)*cfg.Width]) {
+			t.Fatalf("step %d after prefill differs from Forward", pos)
+		}
+	}
+	if _, _, err := s.Prefill(tokens[:2]); err == nil {
+		t.Error("prefill into a non-empty session succeeded")
+	}
+	s.Reset()
+	for _, bad := range [][]int32{nil, make([]int32, T+1), {0, int32(cfg.Vocab)}} {
+		if _, _, err := s.Prefill(bad); err == nil {
+			t.Errorf("prefill of %d tokens %v succeeded", len(bad), bad[:min(len(bad), 2)])
+		}
+	}
+}
+
 func TestGenerate(t *testing.T) {
 	cfg := detConfig
 	e := newEngine(t)
@@ -77,11 +123,14 @@ func TestGenerate(t *testing.T) {
 	// Greedy: each new token is the argmax of a full Forward's last logits,
 	// and the hook sees every position with Forward's logits and hidden state.
 	var calls int
+	var hookLogits, hookHidden []float32
 	seq, err := m.Generate(ctx, prompt, n, Sampler{}, func(pos int, tok int32, logits, hidden []float32) error {
 		calls++
 		if pos != calls-1 {
 			t.Fatalf("hook called for position %d, want %d", pos, calls-1)
 		}
+		hookLogits = append(hookLogits, logits...)
+		hookHidden = append(hookHidden, hidden...)
 		return nil
 	})
 	if err != nil {
@@ -92,6 +141,9 @@ func TestGenerate(t *testing.T) {
 	}
 	if _, err := m.Forward(seq, nil, 1, len(seq)); err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(hookLogits, m.Logits()) || !slices.Equal(hookHidden, m.Hidden()) {
+		t.Fatal("the hook's logits or hidden states differ from a Forward over the sequence")
 	}
 	V := cfg.Vocab
 	for pos := len(prompt) - 1; pos < len(seq)-1; pos++ {

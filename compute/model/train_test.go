@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -209,4 +210,17 @@ func BenchmarkAttention(b *testing.B) {
 	hs := Reference.Width / Reference.Heads
 	flops := float64(B*Reference.Heads) * 6 * 2 * T * T * float64(hs) / 2 // the causal half
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// BenchmarkGenerate prefills a 64-token prompt and samples 64 more tokens.
+func BenchmarkGenerate(b *testing.B) {
+	m, tokens, _ := benchModel(b, 0)
+	prompt := tokens[:64]
+	s := Sampler{Temperature: 1, TopK: 40, Seed: 1}
+	for b.Loop() {
+		if _, err := m.Generate(context.Background(), prompt, 64, s, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(64*float64(b.N)/b.Elapsed().Seconds(), "new-tokens/s")
 }

@@ -3,6 +3,7 @@ package tensor
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"sync/atomic"
 )
 
@@ -12,7 +13,8 @@ import (
 // when tA; likewise op(B) is K x N, or the transpose of the N x K matrix B
 // when tB. Each element of C is one chain of fused multiply-adds over
 // k = 0..K-1 in order, starting from +0 (or from the existing C value when
-// accumulate is set), so every path gives the same bits.
+// accumulate is set), so every path gives the same bits (NaN payloads
+// aside). C must not overlap A or B.
 //
 // It panics with a clear message if a dimension is negative or a slice is
 // too short for its shape and leading dimension: those are programming
@@ -45,9 +47,9 @@ func (s *gemmShared) gemm(isa ISA, tA, tB bool, M, N, K int, a []float32, lda in
 	s.putScratch(sc)
 }
 
-// gemmGeneric is the portable reference. Without tB it walks k in order
-// for each row of C and updates the whole row (reading B row by row); with
-// tB it runs each element's chain on its own, reading rows of B along k.
+// gemmGeneric is the portable path. Without tB it walks k in order for
+// each row of C and updates the whole row (reading B row by row); with tB it
+// runs the chains of four elements side by side, reading rows of B along k.
 // Either way each element is one FMA chain in k order.
 func gemmGeneric(tA, tB bool, M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, accumulate bool) {
 	for i := range M {
@@ -56,21 +58,35 @@ func gemmGeneric(tA, tB bool, M, N, K int, a []float32, lda int, b []float32, ld
 			clear(crow)
 		}
 		if tB {
-			for j := range crow {
+			// Four independent chains at a time, for instruction-level
+			// parallelism; each is still in k order.
+			j := 0
+			for ; j+4 <= N; j += 4 {
+				b0 := b[j*ldb : j*ldb+K]
+				b1 := b[(j+1)*ldb : (j+1)*ldb+K]
+				b2 := b[(j+2)*ldb : (j+2)*ldb+K]
+				b3 := b[(j+3)*ldb : (j+3)*ldb+K]
+				s0, s1, s2, s3 := crow[j], crow[j+1], crow[j+2], crow[j+3]
+				for p := range K {
+					av := gemmAt(a, tA, lda, i, p)
+					r0, ok0 := fma32Fast(av, b0[p], s0)
+					r1, ok1 := fma32Fast(av, b1[p], s1)
+					r2, ok2 := fma32Fast(av, b2[p], s2)
+					r3, ok3 := fma32Fast(av, b3[p], s3)
+					if ok0 && ok1 && ok2 && ok3 {
+						s0, s1, s2, s3 = r0, r1, r2, r3
+					} else {
+						s0, s1 = fma32(av, b0[p], s0), fma32(av, b1[p], s1)
+						s2, s3 = fma32(av, b2[p], s2), fma32(av, b3[p], s3)
+					}
+				}
+				crow[j], crow[j+1], crow[j+2], crow[j+3] = s0, s1, s2, s3
+			}
+			for ; j < N; j++ {
 				brow := b[j*ldb : j*ldb+K]
 				s := crow[j]
 				for p, bv := range brow {
-					var av float32
-					if tA {
-						av = a[p*lda+i]
-					} else {
-						av = a[i*lda+p]
-					}
-					if r, ok := fma32Fast(av, bv, s); ok {
-						s = r
-					} else {
-						s = FMA32(av, bv, s)
-					}
+					s = fma32(gemmAt(a, tA, lda, i, p), bv, s)
 				}
 				crow[j] = s
 			}
@@ -115,6 +131,14 @@ func fma32(a, b, c float32) float32 {
 		return r
 	}
 	return FMA32(a, b, c)
+}
+
+// gemmAt is op(A)[i][p].
+func gemmAt(a []float32, tA bool, lda, i, p int) float32 {
+	if tA {
+		return a[p*lda+i]
+	}
+	return a[i*lda+p]
 }
 
 // gemmCheck panics on shapes that would read or write out of bounds.
@@ -166,29 +190,37 @@ func (e *Engine) Gemm(tA, tB bool, M, N, K int, a []float32, lda int, b []float3
 }
 
 // Parallel GEMMs are cut into chunks of whole register tiles that the
-// threads claim one at a time, so a thread that the OS delays costs its
-// chunk rather than half the product. Each chunk packs its own copy of the
-// operand it shares with the others (B for row chunks, A for column
-// chunks), so chunks span at least gemmMinChunkDim rows or columns; there
-// are at most gemmChunksPerThread per thread, each of at least
-// gemmMinChunk multiply-adds.
+// threads claim one at a time, so a thread that the OS wakes late or
+// delays costs its chunk rather than half the product. There are at most
+// gemmChunksPerThread chunks per thread, each of at least gemmMinChunk
+// multiply-adds. A chunk of rows packs its own copy of B, and a chunk of
+// columns its own copy of A when tA: those chunks span at least
+// gemmMinSharedDim rows or columns. Column chunks that read A in place
+// duplicate nothing and only need to span gemmMinDim columns.
 const (
 	gemmChunksPerThread = 4
 	gemmMinChunk        = 1 << 20
-	gemmMinChunkDim     = 128
+	gemmMinSharedDim    = 128
+	gemmMinDim          = 32
+	// gemmSpin bounds the polls (each a yield, well under a microsecond
+	// when nothing else is runnable) of a caller waiting for a helper.
+	gemmSpin = 1000
 )
 
 func (e *Engine) gemm(tA, tB bool, M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, accumulate bool) {
 	s := e.k.gemm
 	// Split the larger of M and N.
 	byRows := M > N
-	n, grain := N, gemmNR
+	n, grain, minDim := N, gemmNR, gemmMinDim
 	if byRows {
 		n, grain = M, gemmMR
 	}
+	if byRows || tA {
+		minDim = gemmMinSharedDim
+	}
 	blocks := (n + grain - 1) / grain
-	byWork := M * N * K / gemmMinChunk
-	chunks := min(blocks/((gemmMinChunkDim+grain-1)/grain), gemmChunksPerThread*e.threads, byWork)
+	byWork := int(min(int64(M)*int64(N)*int64(K)/gemmMinChunk, 1<<30)) // no overflow on 32-bit
+	chunks := min(blocks/((minDim+grain-1)/grain), gemmChunksPerThread*e.threads, byWork)
 	chunks = max(chunks, min(e.threads, blocks, byWork))
 	if e.threads <= 1 || chunks <= 1 {
 		s.gemm(e.k.isa, tA, tB, M, N, K, a, lda, b, ldb, c, ldc, accumulate)
@@ -210,7 +242,13 @@ func (e *Engine) gemm(tA, tB bool, M, N, K int, a []float32, lda int, b []float3
 		e.tasks <- task{job: j}
 	}
 	if !j.work(e.k) {
-		<-j.done // a helper finished the last chunk
+		// A helper finishes the last chunk, within a chunk's time: poll
+		// rather than park at once, since waking a parked goroutine takes
+		// microseconds. Then take the helper's signal.
+		for i := 0; i < gemmSpin && j.remaining.Load() > 0; i++ {
+			runtime.Gosched()
+		}
+		<-j.done
 	}
 	j.release()
 }

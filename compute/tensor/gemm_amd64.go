@@ -1,5 +1,7 @@
 package tensor
 
+//go:generate go run ./internal/asmgen -out gemm_kernels_amd64.s
+
 // gemmKernelPacked runs the 6x16 micro-kernel on `tiles` tiles of C stacked
 // down the rows (tile t at c + t*6*ldc), all against one packed B panel
 // (B[p][j] at b[p*16+j]), over kc steps of k: C[r][j] = fma(A[r][p],
@@ -68,6 +70,13 @@ func addRow(dst, src []float32) {
 	addRowGeneric(dst, src)
 }
 
+// gemvT32 computes 32 elements of a single-row product with B transposed:
+// c[r] = fma chain over p < k8 (a multiple of 8) of x[p]*b[r*ldb+p], in
+// order, from c[r] when load != 0, else from +0.
+//
+//go:noescape
+func gemvT32(k8 int, x *float32, b *float32, ldb int, c *float32, load int)
+
 // gemmPackT8 transposes 8 rows into columns: dst[p*dstStride+r] =
 // src[min(r, rows-1)*ld + p] for p < n (a multiple of 8), r < 8. It writes
 // 8 floats per destination row, spilling past the last one when
@@ -89,8 +98,9 @@ func gemmPackCopy16(dst, src *float32, ld int, n int)
 func gemmPackCopy6(dst, src *float32, ld int, n int)
 
 // gemmPackAMinN is the width of C from which rows of A are packed even when
-// they are contiguous along k: packing costs about a cycle per element and
-// pays off when each element feeds many column panels.
+// they are contiguous along k: the transposing copy costs a fraction of a
+// cycle per element and pays off when each element feeds many column
+// panels; for narrow C (attention heads) the kernel reads A in place.
 const gemmPackAMinN = 384
 
 // gemmFast is the blocked GEMM driver of the AVX2 path (BLIS loop order).
@@ -99,8 +109,13 @@ const gemmPackAMinN = 384
 // 6-row micro-panels of A stream past them. A is packed into kc x 6
 // micro-panels when tA (its rows would be strided along k) or when C is
 // wide; otherwise the kernel reads A in place and only a partial last row
-// panel is packed. Partial tiles of C go through a small buffer.
+// panel is packed. Tiles with fewer than 6 rows use kernels of that height;
+// tiles with fewer than 16 columns go through a small buffer.
 func gemmFast(sc *gemmScratch, tA, tB bool, M, N, K int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, accumulate bool) {
+	if M == 1 && !tA && tB && N >= 32 && K >= 8 {
+		gemvT(sc, N, K, a, b, ldb, c, accumulate)
+		return
+	}
 	packA := tA || N >= gemmPackAMinN
 	mFull := M - M%gemmMR
 	tile := sc.tile[:]
@@ -182,6 +197,33 @@ func gemmFast(sc *gemmScratch, tA, tB bool, M, N, K int, a []float32, lda int, b
 	}
 }
 
+// gemvT is gemmFast for one row of C with B transposed (x · B^T, the
+// layout of a MatMul on a single token): packing B would cost more than the
+// product, so 32 rows of B at a time are transposed in registers and
+// consumed at once. The last K%8 steps, and the last N%32 columns, take the
+// ordinary routes.
+func gemvT(sc *gemmScratch, N, K int, x, b []float32, ldb int, c []float32, accumulate bool) {
+	n32, k8 := N&^31, K&^7
+	x = x[:K]
+	load := 0
+	if accumulate {
+		load = 1
+	}
+	for j := 0; j < n32; j += 32 {
+		_ = b[(j+31)*ldb+K-1]
+		cj := c[j : j+32]
+		gemvT32(k8, &x[0], &b[j*ldb], ldb, &cj[0], load)
+		for p := k8; p < K; p++ {
+			for r := range cj {
+				cj[r] = fma32(x[p], b[(j+r)*ldb+p], cj[r])
+			}
+		}
+	}
+	if n32 < N {
+		gemmFast(sc, false, true, 1, N-n32, K, x, K, b[n32*ldb:], ldb, c[n32:], N-n32, accumulate)
+	}
+}
+
 // packBPanel packs op(B)[pc:pc+kc, j0:j0+nr] (nr <= 16) as kc x 16.
 // Columns nr..15 of a partial panel hold unspecified values: they only
 // reach columns of the tile buffer that are never copied to C.
@@ -227,7 +269,11 @@ func packAPanel(ap []float32, tA bool, a []float32, lda, i0, mr, pc, kc int) {
 		gemmPackCopy6(&ap[0], &a[pc*lda+i0], lda, kc)
 	case tA:
 		for p := range kc {
-			copy(ap[p*gemmMR:p*gemmMR+mr], a[(pc+p)*lda+i0:(pc+p)*lda+i0+mr])
+			src := a[(pc+p)*lda+i0 : (pc+p)*lda+i0+mr]
+			dst := ap[p*gemmMR : p*gemmMR+mr]
+			for r, v := range src {
+				dst[r] = v
+			}
 		}
 	default:
 		k8 := kc &^ 7

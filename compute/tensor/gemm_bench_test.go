@@ -107,3 +107,51 @@ func BenchmarkGemmAttention(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGemmTrainStep runs every MatMul and MatMulBackward of one
+// training step of the reference model (4 layers, C = 256, vocab 256, batch
+// 4 x 64 = 256 rows), without attention, and reports the effective rate.
+func BenchmarkGemmTrainStep(b *testing.B) {
+	const rows, C, V, L = 256, 256, 256, 4
+	type lin struct{ in, out int }
+	layer := []lin{{C, 3 * C}, {C, C}, {C, 4 * C}, {4 * C, C}}
+	var lins []lin
+	for range L {
+		lins = append(lins, layer...)
+	}
+	lins = append(lins, lin{C, V}) // LM head
+	rng := rand.New(rand.NewPCG(4, 4))
+	type bufs struct{ inp, w, bias, out, dinp, dw, dbias []float32 }
+	bs := make([]bufs, len(lins))
+	flops := 0.0
+	for i, l := range lins {
+		bs[i] = bufs{
+			inp: randSlice(rng, rows*l.in), w: randSlice(rng, l.out*l.in), bias: randSlice(rng, l.out),
+			out: make([]float32, rows*l.out), dinp: make([]float32, rows*l.in),
+			dw: make([]float32, l.out*l.in), dbias: make([]float32, l.out),
+		}
+		flops += 3 * 2 * float64(rows*l.in*l.out)
+	}
+	for _, th := range []int{1, 2} {
+		b.Run(fmt.Sprintf("t%d", th), func(b *testing.B) {
+			e, err := New(WithThreads(th))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			for b.Loop() {
+				for i, l := range lins {
+					x := &bs[i]
+					e.MatMul(x.out, x.inp, x.w, x.bias, rows, l.in, l.out)
+				}
+				for i := len(lins) - 1; i >= 0; i-- {
+					x, l := &bs[i], lins[i]
+					e.MatMulBackward(x.dinp, x.dw, x.dbias, x.out, x.inp, x.w, rows, l.in, l.out)
+				}
+			}
+			sec := b.Elapsed().Seconds() / float64(b.N)
+			b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+			b.ReportMetric(sec*1e3, "ms/step")
+		})
+	}
+}

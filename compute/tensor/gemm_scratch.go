@@ -12,10 +12,11 @@ const (
 	gemmNC = 2048
 )
 
-// gemmScratch is one goroutine's packing memory.
+// gemmScratch is the packing memory of one running GEMM. Its buffers grow
+// to the largest block seen (at most gemmKC x gemmNC floats for B).
 type gemmScratch struct {
 	b    []float32                // packed block of op(B): panels of kc x 16
-	a    []float32                // packed last (partial) row panel of op(A): kc x 6
+	a    []float32                // packed block of op(A): panels of kc x 6
 	tile [gemmMR * gemmNR]float32 // partial tiles of C
 }
 
@@ -88,7 +89,7 @@ func (s *gemmShared) putJob(j *gemmJob) {
 	}
 }
 
-// addRow adds src to dst element by element (exact IEEE adds, so any
+// addRowGeneric adds src to dst element by element (exact IEEE adds, so any
 // vector width gives the same bits).
 func addRowGeneric(dst, src []float32) {
 	src = src[:len(dst)]

@@ -126,8 +126,10 @@ type gemmPath struct {
 	// threads is 0 for Kernels.Gemm on the caller, else an Engine size.
 	threads int
 	// pooled runs Kernels.Gemm with the Kernels of an Engine (pooled
-	// scratch) instead of a bare NewKernels value.
+	// scratch) instead of a NewKernels value.
 	pooled bool
+	// bare runs Kernels.Gemm on a Kernels without a scratch pool.
+	bare bool
 }
 
 func gemmPaths(t testing.TB) []gemmPath {
@@ -142,6 +144,7 @@ func gemmPaths(t testing.TB) []gemmPath {
 		ps = append(ps,
 			gemmPath{name: isa.String() + "/kernels", isa: isa},
 			gemmPath{name: isa.String() + "/kernels-pooled", isa: isa, pooled: true},
+			gemmPath{name: isa.String() + "/kernels-bare", isa: isa, bare: true},
 		)
 		for _, th := range []int{1, 2, 3} {
 			ps = append(ps, gemmPath{name: fmt.Sprintf("%v/engine%d", isa, th), isa: isa, threads: th})
@@ -152,6 +155,10 @@ func gemmPaths(t testing.TB) []gemmPath {
 
 func (p gemmPath) run(t testing.TB, gc gemmCase, o gemmOperands) []float32 {
 	c := append([]float32(nil), o.c0...)
+	if p.bare {
+		Kernels{isa: p.isa}.Gemm(gc.tA, gc.tB, gc.M, gc.N, gc.K, o.a, o.lda, o.b, o.ldb, c, o.ldc, gc.acc)
+		return c
+	}
 	if p.threads == 0 && !p.pooled {
 		k, err := NewKernels(p.isa)
 		if err != nil {
@@ -179,7 +186,7 @@ func gemmCases() []gemmCase {
 		{1, 1, 1}, {7, 13, 5}, {6, 16, 8}, {12, 32, 4}, {5, 17, 3}, {1, 40, 300},
 		{40, 1, 9}, {3, 3, 0}, {67, 131, 259}, {150, 20, 7}, {64, 64, 64},
 		{13, 2050, 3}, {301, 40, 33}, {37, 300, 31},
-		{20, 400, 21}, {9, 390, 260},
+		{20, 400, 21}, {9, 390, 260}, {1, 96, 64}, {1, 70, 13}, {1, 33, 8}, {1, 64, 1024},
 		// Large enough for the engine to split into chunks (gemmMinChunk).
 		{400, 50, 120}, {50, 700, 90}, {130, 129, 250},
 	}
@@ -500,7 +507,7 @@ func TestGemmNoAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 		rng := rand.New(rand.NewPCG(7, 8))
-		const n = 70
+		const n = 130 // large enough to be split over the threads
 		a, b, c := randSlice(rng, n*n), randSlice(rng, n*n), randSlice(rng, n*n)
 		dbias, dw := make([]float32, n), make([]float32, n*n)
 		run := func() {
@@ -551,4 +558,77 @@ func TestMatMulPanics(t *testing.T) {
 			tc.call()
 		})
 	}
+}
+
+// TestGemmConcurrentCallers shares one engine between goroutines (as a
+// trainer and a validator in one process might) and checks every result.
+func TestGemmConcurrentCallers(t *testing.T) {
+	isa := BestISA()
+	e, err := New(WithISA(isa), WithThreads(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	rng := rand.New(rand.NewPCG(9, 10))
+	gc := gemmCase{M: 90, N: 200, K: 120, tB: true} // split in chunks
+	o := newOperands(gc, rng)
+	want := naiveGemm(gc, o)
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			c := make([]float32, len(o.c0))
+			for range 5 {
+				copy(c, o.c0)
+				if g%2 == 0 {
+					e.Gemm(gc.tA, gc.tB, gc.M, gc.N, gc.K, o.a, o.lda, o.b, o.ldb, c, o.ldc, false)
+				} else {
+					e.Kernels().Gemm(gc.tA, gc.tB, gc.M, gc.N, gc.K, o.a, o.lda, o.b, o.ldb, c, o.ldc, false)
+				}
+				if i := firstBitDiff(c, want); i >= 0 {
+					errs <- fmt.Errorf("goroutine %d: element %d = %v, want %v", g, i, c[i], want[i])
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// FuzzFMA32 compares FMA32, its fast path fma32 and (with AVX2) the
+// hardware FMA of the GEMM kernel on arbitrary bit patterns.
+func FuzzFMA32(f *testing.F) {
+	f.Add(uint32(0x3f800800), uint32(0x3f800800), uint32(0x17800000)) // tie plus a hair
+	f.Add(uint32(0x00000001), uint32(0x3f000000), uint32(0x80000000)) // subnormal halving
+	f.Add(uint32(0x7f7fffff), uint32(0x40000000), uint32(0xff7fffff)) // overflow then cancel
+	f.Add(uint32(0x3f800001), uint32(0x3f7fffff), uint32(0xbf800000)) // exact cancellation
+	var k Kernels
+	hw := AVX2.Supported() && AVX2.implemented()
+	if hw {
+		var err error
+		if k, err = NewKernels(AVX2); err != nil {
+			f.Fatal(err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, ab, bb, cb uint32) {
+		a, b, c := math.Float32frombits(ab), math.Float32frombits(bb), math.Float32frombits(cb)
+		want := FMA32(a, b, c)
+		if want != want {
+			return // NaN payloads are not part of the contract
+		}
+		if got := fma32(a, b, c); math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("fma32(%g, %g, %g) = %g, FMA32 %g", a, b, c, got, want)
+		}
+		if hw {
+			got := []float32{c}
+			k.Gemm(false, false, 1, 1, 1, []float32{a}, 1, []float32{b}, 1, got, 1, true)
+			if math.Float32bits(got[0]) != math.Float32bits(want) {
+				t.Fatalf("hardware fma(%g, %g, %g) = %g, FMA32 %g", a, b, c, got[0], want)
+			}
+		}
+	})
 }

@@ -253,8 +253,23 @@ func (k Kernels) Dot(a, b []float32) float32 {
 	return dot32(a, b)
 }
 
-// SumSquares is sum(x[i]^2) accumulated in float64 in an order fixed by len(x).
+// ssChunk is the block of SumSquares: each block of ssChunk elements is
+// summed on its own (see sumSquares64) and the block sums are added left to
+// right, so an Engine can sum blocks in parallel and still match Kernels.
+const ssChunk = 1 << 16
+
+// SumSquares is sum(x[i]^2) accumulated in float64 in an order fixed by
+// len(x): blocks of ssChunk elements, each in sumSquares64's order, whose
+// sums are added in block order.
 func (k Kernels) SumSquares(x []float32) float64 {
+	r := k.sumSquaresBlock(x[:min(len(x), ssChunk)])
+	for i := ssChunk; i < len(x); i += ssChunk {
+		r += k.sumSquaresBlock(x[i:min(len(x), i+ssChunk)])
+	}
+	return r
+}
+
+func (k Kernels) sumSquaresBlock(x []float32) float64 {
 	if k.avx2() {
 		return sumSquaresAVX2(x)
 	}
@@ -386,12 +401,47 @@ func (e *Engine) Fill(x []float32, v float32) {
 	e.elementwise(opFill, len(x), x, nil, nil, v)
 }
 
-// Dot is Kernels.Dot. It runs on one thread: splitting it would make the
-// summation order depend on the thread count.
+// Dot is Kernels.Dot, on one thread: its summation order is defined over
+// the whole vector (Dot serves short vectors).
 func (e *Engine) Dot(a, b []float32) float32 { return e.k.Dot(a, b) }
 
-// SumSquares is Kernels.SumSquares, on one thread for the same reason as Dot.
-func (e *Engine) SumSquares(x []float32) float64 { return e.k.SumSquares(x) }
+// ssOp carries SumSquares to the workers: each fills the sums of its
+// blocks; the caller adds them in block order.
+type ssOp struct {
+	x    []float32
+	sums []float64
+	wg   sync.WaitGroup
+}
+
+var ssOpPool = sync.Pool{New: func() any { return new(ssOp) }}
+
+func (o *ssOp) run(k Kernels, lo, hi int) {
+	for c := lo; c < hi; c++ {
+		o.sums[c] = k.sumSquaresBlock(o.x[c*ssChunk : min(len(o.x), (c+1)*ssChunk)])
+	}
+}
+
+// SumSquares is Kernels.SumSquares with its blocks summed in parallel; the
+// block sums are added in order, so the bits do not depend on the threads.
+func (e *Engine) SumSquares(x []float32) float64 {
+	blocks := (len(x) + ssChunk - 1) / ssChunk
+	if blocks <= 1 || e.threads == 1 {
+		return e.k.SumSquares(x)
+	}
+	o := ssOpPool.Get().(*ssOp)
+	if cap(o.sums) < blocks {
+		o.sums = make([]float64, blocks) // kept in the pool for the next call
+	}
+	o.x, o.sums = x, o.sums[:blocks]
+	e.runJob(blocks, 1, o, &o.wg)
+	r := o.sums[0]
+	for _, v := range o.sums[1:] {
+		r += v
+	}
+	o.x = nil
+	ssOpPool.Put(o)
+	return r
+}
 
 // HasNaN reports whether x holds a NaN or an infinity.
 func (e *Engine) HasNaN(x []float32) bool { return e.k.HasNaN(x) }
