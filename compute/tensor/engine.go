@@ -98,6 +98,7 @@ type Engine struct {
 	tasks   chan task
 	wg      sync.WaitGroup // workers
 	once    sync.Once
+	waits   sync.Pool // *sync.WaitGroup for ParallelGrain
 }
 
 type task struct {
@@ -211,12 +212,18 @@ func (e *Engine) ParallelGrain(n, grain int, fn func(k Kernels, lo, hi int)) {
 		fn(e.k, 0, n)
 		return
 	}
-	var done sync.WaitGroup
+	// The WaitGroup escapes through the task channel; reusing one keeps
+	// parallel regions free of allocation.
+	done, _ := e.waits.Get().(*sync.WaitGroup)
+	if done == nil {
+		done = new(sync.WaitGroup)
+	}
 	done.Add(parts - 1)
 	bound := func(p int) int { return min(n, (blocks*p/parts)*grain) }
 	for p := 1; p < parts; p++ {
-		e.tasks <- task{fn: fn, lo: bound(p), hi: bound(p + 1), done: &done}
+		e.tasks <- task{fn: fn, lo: bound(p), hi: bound(p + 1), done: done}
 	}
 	fn(e.k, 0, bound(1))
 	done.Wait()
+	e.waits.Put(done)
 }
