@@ -1,7 +1,31 @@
 // Package node composes the pillars of trinity into the roles a peer plays:
 // the trainer's inner loop (compute + optimizer), and, on top of p2p and
-// verify, the network roles (trainer, validator, bootstrap/relay).
+// verify, the network roles (trainer, validator, bootstrap/relay) and the
+// round protocol they follow.
 //
 // Data flows one way: cmd/trinity calls node, and node calls compute,
 // optimizer, p2p and verify; none of those imports node.
+//
+// # Contract
+//
+//   - A network is its Genesis; the genesis hash is the network ID, and a
+//     genesis that fails Validate (which names the bad field) is refused.
+//   - Time is cut into rounds from the genesis start (Clock). In round r
+//     trainers announce compressed pseudo-gradients computed from the state
+//     theta_r, validators score them with package verify and publish scores,
+//     and the lead validator publishes a signed Manifest; every peer applies
+//     it with optimizer's deterministic aggregation and checks that its state
+//     hash equals the manifest's result. Nobody waits for a late peer.
+//   - Manifests chain by the CID of the previous manifest's envelope and name
+//     the latest checkpoint, so a peer that is behind (late join, restart,
+//     divergence) walks the chain back to its own state or the checkpoint and
+//     replays forward, checking every hash.
+//   - One goroutine per Node owns the round state; gossip readers and jobs
+//     report to it by posting closures. Compute runs one job at a time.
+//   - Everything persisted in the data directory (state, trainer state,
+//     scores, blobs) is written atomically, so a node killed at any point
+//     restarts from a consistent state and catches up.
+//   - The wire payloads (messages.go) are versioned JSON decoded strictly.
+//
+// See docs/network.md for the protocol in full and its measured costs.
 package node

@@ -110,16 +110,9 @@ func (t *Trainer) Step() (float32, error) {
 // targets) and returns the batch's loss before it. Network trainers use it
 // with the pages a round assigns them.
 func (t *Trainer) StepBatch(in, tgt []int32) (float32, error) {
-	loss, err := t.Model.Forward(in, tgt, t.cfg.Batch, t.cfg.SeqLen)
+	loss, err := optimizer.InnerStep(t.Model, t.Opt, in, tgt, t.cfg.Batch, t.cfg.SeqLen)
 	if err != nil {
-		return 0, fmt.Errorf("node: step %d forward: %w", t.step, err)
-	}
-	t.Model.ZeroGrad()
-	if err := t.Model.Backward(); err != nil {
-		return 0, fmt.Errorf("node: step %d backward: %w", t.step, err)
-	}
-	if _, err := t.Opt.Update(t.Model.Engine(), t.Model.Params, t.Model.Grads); err != nil {
-		return 0, fmt.Errorf("node: step %d update: %w", t.step, err)
+		return 0, fmt.Errorf("node: step %d: %w", t.step, err)
 	}
 	t.step++
 	return loss, nil

@@ -18,6 +18,7 @@ import (
 func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "testnet")
 	trainers := fs.Int("trainers", 4, "trainers")
+	validators := fs.Int("validators", 1, "validators (the first leads; the others take over in order)")
 	rounds := fs.Int("rounds", 20, "rounds to run (0: until Ctrl-C)")
 	tpl := node.DefaultTestnetGenesis()
 	fs.Int64Var(&tpl.Params.RoundMillis, "round-ms", tpl.Params.RoundMillis, "round length in milliseconds")
@@ -29,8 +30,8 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *trainers < 1 || *rounds < 0 {
-		return fmt.Errorf("--trainers must be >= 1 and --rounds >= 0")
+	if *trainers < 1 || *validators < 1 || *rounds < 0 {
+		return fmt.Errorf("--trainers and --validators must be >= 1 and --rounds >= 0")
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "trinity-testnet")
@@ -44,14 +45,14 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	if *verbose {
 		log = env.log
 	}
-	tn, err := node.NewTestnet(ctx, node.TestnetConfig{Dir: *dir, Trainers: *trainers, Model: tpl, Logger: log, StartDelay: 3 * time.Second})
+	tn, err := node.NewTestnet(ctx, node.TestnetConfig{Dir: *dir, Trainers: *trainers, Validators: *validators, Model: tpl, Logger: log, StartDelay: 3 * time.Second})
 	if err != nil {
 		return err
 	}
 	defer tn.Close()
 	g := tn.Genesis
 	id, _ := g.ID()
-	fmt.Fprintf(env.stdout, "testnet %s: bootstrap + 1 validator + %d trainers on 127.0.0.1\nmodel %v\n", id.Short(), *trainers, g.Model)
+	fmt.Fprintf(env.stdout, "testnet %s: bootstrap + %d validator(s) + %d trainers on 127.0.0.1\nmodel %v\n", id.Short(), *validators, *trainers, g.Model)
 	fmt.Fprintf(env.stdout, "rounds of %v: H=%d inner steps of %dx%d tokens, top-%d of %d per chunk, outer lr %g\n",
 		g.Params.RoundLength(), g.Params.InnerSteps, g.Params.Batch, g.Params.SeqLen, g.Params.TopK, g.Params.ChunkSize, g.Params.OuterLR)
 	if h, ok := corpusEntropy(g.Data); ok {

@@ -1,0 +1,285 @@
+package node
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/trinity-net/trinity/p2p"
+)
+
+// WireVersion is the version of the gossip payloads below. A payload is
+// compact JSON; the signed p2p envelope around it carries the network ID,
+// topic, round and sender, and the payload repeats the round so that a
+// payload moved into another envelope is caught.
+//
+// JSON rather than a binary layout: these messages are a few hundred bytes per
+// peer per round against kilobytes to megabytes of blobs, so readability and
+// easy evolution win. Decoding is strict (unknown fields, trailing data,
+// wrong versions and out-of-range values are errors) and bounded by the
+// envelope's size limit.
+const WireVersion = 1
+
+// Limits on decoded payloads.
+const (
+	maxManifestEntries = 1024
+	maxScoreEntries    = 1024
+	maxReasonLen       = 256
+)
+
+// Hash is a SHA-256 state hash, hex in JSON.
+type Hash [32]byte
+
+// MarshalText encodes h as 64 hex digits.
+func (h Hash) MarshalText() ([]byte, error) { return []byte(hex.EncodeToString(h[:])), nil }
+
+// UnmarshalText decodes 64 hex digits.
+func (h *Hash) UnmarshalText(b []byte) error {
+	if len(b) != 64 {
+		return fmt.Errorf("hash must be 64 hex digits, got %d characters", len(b))
+	}
+	_, err := hex.Decode(h[:], b)
+	return err
+}
+
+// Short is the first 8 hex digits, for logs.
+func (h Hash) Short() string { return hex.EncodeToString(h[:4]) }
+
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// Announcement is a trainer's claim of a contribution for a round (topic
+// gradient).
+type Announcement struct {
+	V     int     `json:"v"`
+	Round uint64  `json:"round"`
+	Base  Hash    `json:"base"` // state hash the trainer started from
+	CID   string  `json:"cid"`  // the SparseLoCo blob
+	Size  int64   `json:"size"` // its length in bytes
+	Loss  float32 `json:"loss"` // mean inner training loss (informational)
+}
+
+// ScoreEntry is one validator's verdict on one contribution.
+type ScoreEntry struct {
+	Trainer  string  `json:"trainer"`
+	CID      string  `json:"cid"`
+	Score    float64 `json:"score"`
+	Smoothed float64 `json:"smoothed"`
+	OK       bool    `json:"ok"`
+	DOwn     float64 `json:"d_own"`
+	DRand    float64 `json:"d_rand"`
+	Reason   string  `json:"reason,omitempty"`
+}
+
+// Scores is a validator's scores of a round (topic score).
+type Scores struct {
+	V       int          `json:"v"`
+	Round   uint64       `json:"round"`
+	Base    Hash         `json:"base"`
+	Entries []ScoreEntry `json:"entries"`
+}
+
+// Contribution names a blob to aggregate.
+type Contribution struct {
+	Peer string `json:"peer"`
+	CID  string `json:"cid"`
+}
+
+// CheckpointRef points at a checkpoint blob of the state with hash Hash,
+// which is theta_Round. An empty CID means the genesis state (Init from the
+// weight seed), which needs no blob.
+type CheckpointRef struct {
+	Round uint64 `json:"round"`
+	Hash  Hash   `json:"hash"`
+	CID   string `json:"cid,omitempty"`
+}
+
+// Manifest is the lead validator's decision for a round (topic manifest):
+// apply the mean of Contributions to the state Base, giving the state Result.
+// Prev is the CID of the previous manifest's envelope (stored as a blob by
+// every peer), so manifests form a hash chain that a peer that fell behind
+// walks back to a state it has, or to Checkpoint, and replays forward.
+type Manifest struct {
+	V             int            `json:"v"`
+	Round         uint64         `json:"round"`
+	Base          Hash           `json:"base"`
+	Result        Hash           `json:"result"`
+	Prev          string         `json:"prev,omitempty"`
+	Checkpoint    CheckpointRef  `json:"checkpoint"`
+	Contributions []Contribution `json:"contributions"`
+}
+
+// CheckpointAnnouncement advertises a checkpoint blob (topic checkpoint).
+type CheckpointAnnouncement struct {
+	V    int           `json:"v"`
+	Ref  CheckpointRef `json:"ref"`
+	Size int64         `json:"size"`
+}
+
+func encodeMsg(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("node: encoding message: %w", err)
+	}
+	return b, nil
+}
+
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("trailing data")
+	}
+	return nil
+}
+
+func checkVersion(v int) error {
+	if v != WireVersion {
+		return fmt.Errorf("wire version %d, want %d", v, WireVersion)
+	}
+	return nil
+}
+
+func parseCID(s string) (cid.Cid, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("bad CID %q: %w", s, err)
+	}
+	if _, err := p2p.CheckCID(c); err != nil {
+		return cid.Undef, err
+	}
+	return c, nil
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// DecodeAnnouncement parses and checks an announcement payload.
+func DecodeAnnouncement(b []byte) (*Announcement, error) {
+	var a Announcement
+	if err := decodeStrict(b, &a); err != nil {
+		return nil, fmt.Errorf("node: announcement: %w", err)
+	}
+	if err := checkVersion(a.V); err != nil {
+		return nil, fmt.Errorf("node: announcement: %w", err)
+	}
+	if _, err := parseCID(a.CID); err != nil {
+		return nil, fmt.Errorf("node: announcement: %w", err)
+	}
+	if a.Size < 1 || a.Size > 1<<34 {
+		return nil, fmt.Errorf("node: announcement: size %d out of range", a.Size)
+	}
+	if !finite(float64(a.Loss)) {
+		return nil, fmt.Errorf("node: announcement: loss is not finite")
+	}
+	return &a, nil
+}
+
+// DecodeScores parses and checks a scores payload.
+func DecodeScores(b []byte) (*Scores, error) {
+	var s Scores
+	if err := decodeStrict(b, &s); err != nil {
+		return nil, fmt.Errorf("node: scores: %w", err)
+	}
+	if err := checkVersion(s.V); err != nil {
+		return nil, fmt.Errorf("node: scores: %w", err)
+	}
+	if len(s.Entries) > maxScoreEntries {
+		return nil, fmt.Errorf("node: scores: %d entries exceed %d", len(s.Entries), maxScoreEntries)
+	}
+	for i, e := range s.Entries {
+		if _, err := peer.Decode(e.Trainer); err != nil {
+			return nil, fmt.Errorf("node: scores: entry %d: bad trainer: %w", i, err)
+		}
+		if _, err := parseCID(e.CID); err != nil {
+			return nil, fmt.Errorf("node: scores: entry %d: %w", i, err)
+		}
+		if !finite(e.Score) || !finite(e.Smoothed) || !finite(e.DOwn) || !finite(e.DRand) {
+			return nil, fmt.Errorf("node: scores: entry %d: non-finite value", i)
+		}
+		if len(e.Reason) > maxReasonLen {
+			return nil, fmt.Errorf("node: scores: entry %d: reason longer than %d", i, maxReasonLen)
+		}
+	}
+	return &s, nil
+}
+
+// DecodeManifest parses and checks a manifest payload.
+func DecodeManifest(b []byte) (*Manifest, error) {
+	var m Manifest
+	if err := decodeStrict(b, &m); err != nil {
+		return nil, fmt.Errorf("node: manifest: %w", err)
+	}
+	if err := checkVersion(m.V); err != nil {
+		return nil, fmt.Errorf("node: manifest: %w", err)
+	}
+	if m.Prev != "" {
+		if _, err := parseCID(m.Prev); err != nil {
+			return nil, fmt.Errorf("node: manifest: prev: %w", err)
+		}
+	}
+	if err := m.Checkpoint.check(); err != nil {
+		return nil, fmt.Errorf("node: manifest: checkpoint: %w", err)
+	}
+	if m.Checkpoint.Round > m.Round {
+		return nil, fmt.Errorf("node: manifest: checkpoint round %d after the manifest's %d", m.Checkpoint.Round, m.Round)
+	}
+	if len(m.Contributions) > maxManifestEntries {
+		return nil, fmt.Errorf("node: manifest: %d contributions exceed %d", len(m.Contributions), maxManifestEntries)
+	}
+	seen := make(map[string]bool, len(m.Contributions))
+	for i, c := range m.Contributions {
+		if _, err := peer.Decode(c.Peer); err != nil {
+			return nil, fmt.Errorf("node: manifest: contribution %d: bad peer: %w", i, err)
+		}
+		if _, err := parseCID(c.CID); err != nil {
+			return nil, fmt.Errorf("node: manifest: contribution %d: %w", i, err)
+		}
+		if seen[c.Peer] {
+			return nil, fmt.Errorf("node: manifest: contribution %d: peer %s listed twice", i, c.Peer)
+		}
+		seen[c.Peer] = true
+	}
+	if len(m.Contributions) == 0 && m.Result != m.Base {
+		return nil, fmt.Errorf("node: manifest: no contributions but result differs from base")
+	}
+	return &m, nil
+}
+
+func (r CheckpointRef) check() error {
+	if r.CID == "" {
+		if r.Round != 0 {
+			return fmt.Errorf("only the genesis state (round 0) may have no blob")
+		}
+		return nil
+	}
+	_, err := parseCID(r.CID)
+	return err
+}
+
+// DecodeCheckpointAnnouncement parses and checks a checkpoint announcement.
+func DecodeCheckpointAnnouncement(b []byte) (*CheckpointAnnouncement, error) {
+	var c CheckpointAnnouncement
+	if err := decodeStrict(b, &c); err != nil {
+		return nil, fmt.Errorf("node: checkpoint announcement: %w", err)
+	}
+	if err := checkVersion(c.V); err != nil {
+		return nil, fmt.Errorf("node: checkpoint announcement: %w", err)
+	}
+	if c.Ref.CID == "" {
+		return nil, fmt.Errorf("node: checkpoint announcement: no CID")
+	}
+	if err := c.Ref.check(); err != nil {
+		return nil, fmt.Errorf("node: checkpoint announcement: %w", err)
+	}
+	if c.Size < 1 || c.Size > 1<<34 {
+		return nil, fmt.Errorf("node: checkpoint announcement: size %d out of range", c.Size)
+	}
+	return &c, nil
+}

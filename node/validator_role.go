@@ -1,0 +1,375 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/trinity-net/trinity/compute/data"
+	"github.com/trinity-net/trinity/compute/model"
+	"github.com/trinity-net/trinity/optimizer"
+	"github.com/trinity-net/trinity/p2p"
+	"github.com/trinity-net/trinity/verify"
+)
+
+// validatorRole fetches and scores the round's contributions, publishes
+// scores and, when it leads, the manifest.
+type validatorRole struct {
+	n      *Node
+	rank   int
+	eval   *model.GPT
+	dense  []float32
+	comp   *optimizer.Compressed
+	book   *scoreBook
+	rounds map[uint64]*valRound
+	params verify.Params
+}
+
+// valRound is one round's work.
+type valRound struct {
+	anns      map[peer.ID]*Announcement
+	blobs     map[peer.ID][]byte
+	fetching  map[peer.ID]bool
+	queue     []peer.ID // fetched, to score
+	results   map[peer.ID]ScoreEntry
+	others    map[peer.ID]*Scores // from other validators
+	sampled   bool
+	published bool // scores
+	manifest  bool // published by us
+}
+
+func newValidatorRole(n *Node) (*validatorRole, error) {
+	eval, err := model.New(n.gen.Model, n.eng)
+	if err != nil {
+		return nil, err
+	}
+	book, err := loadScores(n.cfg.DataDir)
+	if err != nil {
+		n.log.Warn("ignoring unreadable score history", "err", err)
+		book = &scoreBook{Smoothed: map[string]float64{}}
+	}
+	hp := n.gen.Params
+	return &validatorRole{n: n, rank: n.gen.ValidatorRank(n.p2p.ID()), eval: eval,
+		dense: make([]float32, n.ch.NumParams), comp: n.ch.NewCompressed(), book: book, rounds: map[uint64]*valRound{},
+		params: verify.Params{OuterLR: hp.OuterLR, MaxNorm: hp.MaxNorm, GapTolerance: hp.GapTolerance}}, nil
+}
+
+func (v *validatorRole) round(r uint64) *valRound {
+	vr := v.rounds[r]
+	if vr == nil {
+		vr = &valRound{anns: map[peer.ID]*Announcement{}, blobs: map[peer.ID][]byte{}, fetching: map[peer.ID]bool{},
+			results: map[peer.ID]ScoreEntry{}, others: map[peer.ID]*Scores{}}
+		v.rounds[r] = vr
+	}
+	return vr
+}
+
+// onAnnouncement records a trainer's claim for the current round and, unless
+// the round samples at its deadline, fetches the blob at once.
+func (v *validatorRole) onAnnouncement(ctx context.Context, from peer.ID, a *Announcement) {
+	n := v.n
+	now := time.Now()
+	if a.Round != n.clock.Round(now) || now.After(n.clock.AnnounceBy(a.Round)) {
+		return // late or early: not waited for
+	}
+	vr := v.round(a.Round)
+	if _, dup := vr.anns[from]; dup {
+		return
+	}
+	vr.anns[from] = a
+	if n.gen.Params.SampleSize == 0 {
+		v.fetch(ctx, a.Round, from)
+	}
+}
+
+func (v *validatorRole) fetch(ctx context.Context, r uint64, p peer.ID) {
+	n := v.n
+	vr := v.round(r)
+	a := vr.anns[p]
+	if vr.fetching[p] || a == nil {
+		return
+	}
+	vr.fetching[p] = true
+	if a.Size > n.maxBlob() {
+		vr.results[p] = ScoreEntry{Trainer: p.String(), CID: a.CID, Reason: "announced size exceeds the codec's bound"}
+		return
+	}
+	n.spawn(func() {
+		t0 := time.Now()
+		b, err := n.fetchBlob(ctx, a.CID, r, n.maxBlob(), p)
+		n.metrics.observe(phaseFetch, time.Since(t0))
+		n.post(ctx, func() {
+			if err != nil {
+				n.log.Warn("fetching contribution", "trainer", p, "round", r, "err", err)
+				vr.results[p] = ScoreEntry{Trainer: p.String(), CID: a.CID, Reason: "blob not served"}
+				return
+			}
+			c, _ := parseCID(a.CID)
+			n.emit(Event{Kind: EventFetched, Round: r, Other: p, Bytes: int64(len(b)), CID: c})
+			vr.blobs[p] = b
+			vr.queue = append(vr.queue, p)
+		})
+	})
+}
+
+// tick samples at the announcement deadline, scores fetched blobs, and
+// publishes scores and the manifest on time.
+func (v *validatorRole) tick(ctx context.Context, now time.Time, r uint64) time.Time {
+	n := v.n
+	c := n.clock
+	for k := range v.rounds {
+		if k+2 < r {
+			delete(v.rounds, k)
+		}
+	}
+	vr := v.round(r)
+	if !now.Before(c.AnnounceBy(r)) && !vr.sampled && n.gen.Params.SampleSize > 0 {
+		vr.sampled = true
+		for _, p := range v.sample(r, vr) {
+			v.fetch(ctx, r, p)
+		}
+	}
+	if len(vr.queue) > 0 && n.busy == "" && !n.catching && now.Before(c.ScoreAt(r)) {
+		v.scoreNext(ctx, r, vr)
+	}
+	if !now.Before(c.ScoreAt(r)) && !vr.published && n.busy != "score" {
+		vr.published = true
+		v.publishScores(ctx, r, vr)
+	}
+	at := c.ManifestAt(r, v.rank)
+	if !now.Before(at) && !vr.manifest && !n.seenMan[r] && n.busy == "" && !n.catching && len(n.pending) == 0 {
+		vr.manifest = true
+		v.composeManifest(ctx, r, vr)
+	}
+	switch {
+	case now.Before(c.AnnounceBy(r)):
+		return c.AnnounceBy(r)
+	case now.Before(c.ScoreAt(r)):
+		return c.ScoreAt(r)
+	case now.Before(at):
+		return at
+	}
+	return c.RoundStart(r + 1)
+}
+
+// sample picks SampleSize trainers by a hash of (validator, round, trainer):
+// unpredictable to trainers before the round, reproducible afterwards.
+func (v *validatorRole) sample(r uint64, vr *valRound) []peer.ID {
+	type kv struct {
+		p peer.ID
+		k [32]byte
+	}
+	var all []kv
+	for p := range vr.anns {
+		h := sha256.New()
+		h.Write([]byte(v.n.p2p.ID()))
+		binary.Write(h, binary.LittleEndian, r)
+		h.Write([]byte(p))
+		var k [32]byte
+		h.Sum(k[:0])
+		all = append(all, kv{p, k})
+	}
+	slices.SortFunc(all, func(a, b kv) int { return bytes.Compare(a.k[:], b.k[:]) })
+	out := make([]peer.ID, 0, v.n.gen.Params.SampleSize)
+	for i := 0; i < len(all) && i < v.n.gen.Params.SampleSize; i++ {
+		out = append(out, all[i].p)
+	}
+	return out
+}
+
+// scoreNext runs the gauntlet on the next fetched blob.
+func (v *validatorRole) scoreNext(ctx context.Context, r uint64, vr *valRound) {
+	n := v.n
+	p := vr.queue[0]
+	vr.queue = vr.queue[1:]
+	a, blob := vr.anns[p], vr.blobs[p]
+	base := n.hash
+	copy(n.work.Params, n.global.Params) // base state, read by the job
+	own, rnd := v.batches(r, p)
+	n.startJob(ctx, "score", func(ctx context.Context) func() {
+		t0 := time.Now()
+		e := ScoreEntry{Trainer: p.String(), CID: a.CID}
+		norm, err := verify.Check(n.ch, blob, r, a.Base, base, v.params, v.comp, v.dense)
+		if err != nil {
+			e.Reason = err.Error()
+		} else {
+			res, err := verify.Gauntlet(v.eval, n.work.Params, v.dense, norm, own, rnd, v.params)
+			if err != nil {
+				e.Reason = err.Error()
+			} else {
+				e.Score, e.OK, e.Reason, e.DOwn, e.DRand = res.Score, res.OK, res.Reason, res.DOwn(), res.DRand()
+			}
+		}
+		n.metrics.observe(phaseValidate, time.Since(t0))
+		return func() {
+			if len(e.Reason) > maxReasonLen {
+				e.Reason = e.Reason[:maxReasonLen]
+			}
+			vr.results[p] = e
+			if e.OK {
+				n.log.Debug("scored", "round", r, "trainer", p, "score", e.Score, "d_own", e.DOwn, "d_rand", e.DRand)
+			} else {
+				n.log.Info("contribution rejected", "round", r, "trainer", p, "reason", e.Reason)
+			}
+		}
+	})
+}
+
+// batches are the gauntlet's batches for trainer p in round r: one of the
+// batches the trainer was assigned (which of its H batches is derived from
+// this validator's ID, so a trainer cannot train on only that one), and one
+// from pages assigned to no trainer in particular.
+func (v *validatorRole) batches(r uint64, p peer.ID) (own, rnd verify.Batch) {
+	n := v.n
+	hp := n.gen.Params
+	mk := func(pages []int, i int) verify.Batch {
+		b := verify.Batch{Inputs: make([]int32, hp.Batch*hp.SeqLen), Targets: make([]int32, hp.Batch*hp.SeqLen), B: hp.Batch, T: hp.SeqLen}
+		if bt, err := data.NewBatcher(n.ds.Train, hp.PageSize, pages, hp.Batch, hp.SeqLen); err == nil {
+			_ = bt.Fill(i, b.Inputs, b.Targets)
+		}
+		return b
+	}
+	h := sha256.Sum256(append([]byte(n.p2p.ID()+"/"+p), byte(r), byte(r>>8), byte(r>>16), byte(r>>24)))
+	i := int(binary.LittleEndian.Uint32(h[:4]) % uint32(hp.InnerSteps))
+	own = mk(data.AssignPages(n.gen.WeightSeed, p.String(), r, n.numPages, hp.PagesPerRound), i)
+	rnd = mk(data.AssignPages(n.gen.WeightSeed, "validator/"+n.p2p.ID().String(), r, n.numPages, 1), 0)
+	return own, rnd
+}
+
+// publishScores smooths and publishes the round's results.
+func (v *validatorRole) publishScores(ctx context.Context, r uint64, vr *valRound) {
+	n := v.n
+	if len(vr.anns) == 0 {
+		return
+	}
+	alpha := n.gen.Params.ScoreAlpha
+	s := &Scores{V: WireVersion, Round: r, Base: n.hash}
+	for p, a := range vr.anns {
+		e, ok := vr.results[p]
+		if !ok {
+			if n.gen.Params.SampleSize > 0 && !vr.fetching[p] {
+				continue // not sampled
+			}
+			e = ScoreEntry{Trainer: p.String(), CID: a.CID, Reason: "not scored in time"}
+		}
+		if !e.OK {
+			e.Score = 0
+		}
+		e.Smoothed = verify.Smooth(v.book.Smoothed[p.String()], e.Score, alpha)
+		v.book.Smoothed[p.String()] = e.Smoothed
+		vr.results[p] = e
+		s.Entries = append(s.Entries, e)
+	}
+	slices.SortFunc(s.Entries, func(a, b ScoreEntry) int { return strings.Compare(a.Trainer, b.Trainer) })
+	v.book.History = append(v.book.History, ScoreRoundSummary{Round: r, Scores: s.Entries})
+	if len(v.book.History) > maxHistory {
+		v.book.History = v.book.History[len(v.book.History)-maxHistory:]
+	}
+	if err := saveScores(n.cfg.DataDir, v.book); err != nil {
+		n.log.Error("saving scores", "err", err)
+	}
+	n.spawn(func() { n.publish(ctx, p2p.TopicScore, r, s) })
+	n.emit(Event{Kind: EventScored, Round: r, Count: len(s.Entries)})
+}
+
+// onScores records another validator's scores.
+func (v *validatorRole) onScores(from peer.ID, s *Scores) {
+	if from == v.n.p2p.ID() || s.Base != v.n.hash {
+		return
+	}
+	v.round(s.Round).others[from] = s
+}
+
+// composeManifest chooses the round's contributions, computes the state
+// they lead to, and publishes the manifest.
+func (v *validatorRole) composeManifest(ctx context.Context, r uint64, vr *valRound) {
+	n := v.n
+	// A contribution goes in when this validator passed it, or when it holds
+	// the blob and another validator passed it; duplicated blobs (one trainer
+	// copying another's bytes) are dropped entirely.
+	ok := map[peer.ID]bool{}
+	for p, e := range vr.results {
+		if e.OK {
+			ok[p] = true
+		}
+	}
+	for _, s := range vr.others {
+		for _, e := range s.Entries {
+			p, err := peer.Decode(e.Trainer)
+			if err == nil && e.OK && vr.blobs[p] != nil && vr.anns[p] != nil && vr.anns[p].CID == e.CID {
+				if mine, scored := vr.results[p]; !scored || mine.Reason == "not scored in time" {
+					ok[p] = true
+				}
+			}
+		}
+	}
+	byCID := map[string]int{}
+	for p := range ok {
+		byCID[vr.anns[p].CID]++
+	}
+	var chosen []peer.ID
+	for p := range ok {
+		if byCID[vr.anns[p].CID] == 1 {
+			chosen = append(chosen, p)
+		}
+	}
+	slices.SortFunc(chosen, func(a, b peer.ID) int {
+		sa, sb := v.book.Smoothed[a.String()], v.book.Smoothed[b.String()]
+		switch {
+		case sa > sb:
+			return -1
+		case sa < sb:
+			return 1
+		}
+		return strings.Compare(a.String(), b.String())
+	})
+	if len(chosen) > n.gen.Params.MaxContributions {
+		chosen = chosen[:n.gen.Params.MaxContributions]
+	}
+	m := &Manifest{V: WireVersion, Round: r, Base: n.hash, Checkpoint: n.checkpoint}
+	if n.lastMan.Defined() {
+		m.Prev = n.lastMan.String()
+	}
+	blobs := make([][]byte, 0, len(chosen))
+	for _, p := range chosen {
+		m.Contributions = append(m.Contributions, Contribution{Peer: p.String(), CID: vr.anns[p].CID})
+		blobs = append(blobs, vr.blobs[p])
+	}
+	copy(n.work.Params, n.global.Params)
+	n.startJob(ctx, "manifest", func(ctx context.Context) func() {
+		m.Result = m.Base
+		if len(blobs) > 0 {
+			upd := make([]float32, n.ch.NumParams)
+			if _, err := n.ch.Aggregate(upd, blobs, r, optimizer.WithNormClip(n.gen.Params.NormClip)); err != nil {
+				n.log.Error("aggregating the manifest", "round", r, "err", err)
+				return nil
+			}
+			if err := optimizer.OuterStep(n.work.Params, upd, n.gen.Params.OuterLR); err != nil {
+				return nil
+			}
+			m.Result = Hash(n.work.StateHash())
+		}
+		n.publish(ctx, p2p.TopicManifest, r, m)
+		return func() {
+			n.log.Info("manifest published", "round", r, "contributions", len(m.Contributions), "result", m.Result.Short())
+			n.emit(Event{Kind: EventManifest, Round: r, Count: len(m.Contributions), Hash: m.Result})
+		}
+	})
+}
+
+// scoresSnapshot copies the smoothed scores for the status endpoint.
+func (v *validatorRole) scoresSnapshot() map[string]float64 {
+	out := make(map[string]float64, len(v.book.Smoothed))
+	for k, s := range v.book.Smoothed {
+		if !math.IsNaN(s) {
+			out[k] = s
+		}
+	}
+	return out
+}
