@@ -205,7 +205,7 @@ type Corpus struct {
 }
 
 // MaxCorpusBytes bounds DefaultCorpus.
-const MaxCorpusBytes = 1 << 32
+const MaxCorpusBytes = 1<<31 - 1
 
 // DefaultCorpus generates nBytes bytes of the default source from seed.
 func DefaultCorpus(seed uint64, nBytes int) (*Corpus, error) {

@@ -58,14 +58,18 @@ func (c Config) Validate() error {
 	if c.Width%c.Heads != 0 {
 		return fmt.Errorf("model: config width %d is not divisible by heads %d", c.Width, c.Heads)
 	}
-	if n := c.NumParams(); n > 1<<31 {
+	if n := c.numParams(); n > 1<<31 {
 		return fmt.Errorf("model: config has %d parameters, more than 2^31", n)
 	}
 	return nil
 }
 
 // NumParams is the number of float32 parameters.
-func (c Config) NumParams() int {
+func (c Config) NumParams() int { return int(c.numParams()) }
+
+// numParams counts in int64 so that Validate can refuse an oversized config
+// on 32-bit platforms too.
+func (c Config) numParams() int64 {
 	V, T, L, C := int64(c.Vocab), int64(c.Context), int64(c.Layers), int64(c.Width)
 	n := V*C + T*C + // wte, wpe
 		L*(2*C+ // ln1 w, b
@@ -75,7 +79,7 @@ func (c Config) NumParams() int {
 			4*C*C+4*C+ // fc w, b
 			4*C*C+C) + // fc proj w, b
 		2*C // lnf w, b
-	return int(n)
+	return n
 }
 
 // Hash identifies the config; blobs and checkpoints carry it so that a
