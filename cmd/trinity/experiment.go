@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/trinity-net/trinity/optimizer/experiment"
+	"github.com/trinity-net/trinity/rl"
 	"github.com/trinity-net/trinity/verify/grail"
 )
 
@@ -18,6 +19,7 @@ var experiments = map[string]struct {
 }{
 	"grail":      {"GRAIL proofs: honest acceptance, attacks rejected, cost", runGrailExperiment},
 	"sparseloco": {"SparseLoCo vs DiLoCo, DeMo and DDP: loss and bytes per round", runSparseLoCoExperiment},
+	"rl":         {"GRPO post-training on verified rollouts: held-out accuracy before and after", runRLExperiment},
 }
 
 func runExperiment(ctx context.Context, env *cliEnv, args []string) error {
@@ -76,4 +78,18 @@ func runSparseLoCoExperiment(ctx context.Context, env *cliEnv, args []string) er
 	}
 	_, err := experiment.Run(ctx, cfg, env.stdout)
 	return err
+}
+
+func runRLExperiment(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "experiment rl")
+	cfg := rl.DefaultExperimentConfig()
+	fs.StringVar(&cfg.Checkpoint, "checkpoint", "", "pre-trained policy to start from (default: pre-train one on the embedded corpus first)")
+	fs.StringVar(&cfg.SaveAs, "save", "", "save the policy pre-trained here to this file")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "RL rounds")
+	fs.IntVar(&cfg.Peers, "peers", cfg.Peers, "honest rollout peers")
+	fs.BoolVar(&cfg.Cheater, "cheater", cfg.Cheater, "add a rollout peer that cheats a different way each round")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	return rl.Experiment(ctx, cfg, env.stdout)
 }

@@ -88,7 +88,7 @@ func runTrain(ctx context.Context, env *cliEnv, args []string) error {
 	seqLen := fs.Int("seq", 64, "tokens per sequence")
 	seed := fs.Uint64("seed", 1, "seed for weights, data order and the embedded corpus")
 	adam := optimizer.DefaultAdamW()
-	lr := fs.Float64("lr", 3e-3, "peak learning rate")
+	lr := fs.Float64("lr", 1e-3, "peak learning rate")
 	fs.IntVar(&adam.Warmup, "warmup", 50, "learning-rate warmup steps")
 	evalEvery := fs.Int("eval-every", 100, "steps between validation evaluations")
 	ckpt := fs.String("checkpoint", "", "checkpoint file (safetensors) written periodically and at the end")
