@@ -248,7 +248,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	}
 
 	pc := p2p.Config{NetworkID: id, DataDir: cfg.DataDir, ListenAddrs: cfg.ListenAddrs, Bootstrap: cfg.Bootstrap,
-		MDNS: cfg.MDNS, DHTMode: p2p.DHTAuto}
+		MDNS: cfg.MDNS, DHTMode: p2p.DHTAuto,
+		// A peer that died but still looks connected costs one HeaderTimeout
+		// before the next provider is asked; a fraction of a round keeps a
+		// vanished contributor from stalling everyone's apply phase.
+		HeaderTimeout: min(10*time.Second, max(2*time.Second, g.Params.RoundLength()/4))}
 	if pc.Bootstrap == nil {
 		pc.Bootstrap = g.Bootstrap
 	}

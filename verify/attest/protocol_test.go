@@ -30,7 +30,10 @@ func TestHonestProverPasses(t *testing.T) {
 			v := newVerifier(t, "verifier", opts...)
 			for range 4 {
 				wt := &wireTransport{t: t, p: p}
-				a, err := v.Attest(context.Background(), wt, p.PublicKey(), 0.001)
+				// The claim is far below any real rate: this test is about the
+				// verdict of honest work, not about timing (tiny n under -race
+				// measured as low as 0.00045 GFLOP/s).
+				a, err := v.Attest(context.Background(), wt, p.PublicKey(), 1e-9)
 				if err != nil {
 					t.Fatal(err)
 				}
