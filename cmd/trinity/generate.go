@@ -28,15 +28,11 @@ func runGenerate(ctx context.Context, env *cliEnv, args []string) error {
 	if *ckpt == "" {
 		return fmt.Errorf("--checkpoint is required")
 	}
-	e, err := ef.engine()
+	m, closeEngine, err := ef.loadModel(*ckpt)
 	if err != nil {
 		return err
 	}
-	defer e.Close()
-	m, _, err := model.Load(*ckpt, e)
-	if err != nil {
-		return err
-	}
+	defer closeEngine()
 	var tok data.ByteTokenizer
 	p := tok.Encode(*prompt)
 	if len(p) == 0 {

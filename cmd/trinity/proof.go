@@ -113,15 +113,11 @@ func runVerifyProof(ctx context.Context, env *cliEnv, args []string) error {
 			return fmt.Errorf("--peer: %w", err)
 		}
 	}
-	e, err := ef.engine()
+	m, closeEngine, err := ef.loadModel(*ckpt)
 	if err != nil {
 		return err
 	}
-	defer e.Close()
-	m, _, err := model.Load(*ckpt, e)
-	if err != nil {
-		return err
-	}
+	defer closeEngine()
 	v, err := grail.NewVerifier(m)
 	if err != nil {
 		return err

@@ -46,6 +46,21 @@ func (f *engineFlags) engine() (*tensor.Engine, error) {
 	return tensor.New(opts...)
 }
 
+// loadModel starts an engine and loads a checkpoint on it; the returned
+// function closes the engine.
+func (f *engineFlags) loadModel(path string) (*model.GPT, func(), error) {
+	e, err := f.engine()
+	if err != nil {
+		return nil, nil, err
+	}
+	m, _, err := model.Load(path, e)
+	if err != nil {
+		e.Close()
+		return nil, nil, err
+	}
+	return m, e.Close, nil
+}
+
 // modelFlags describe a model shape; the defaults are model.Reference.
 type modelFlags struct{ cfg model.Config }
 
