@@ -52,7 +52,9 @@ type Trainer struct {
 	Opt   *optimizer.AdamW
 	train *data.Batcher
 	val   *data.Batcher
-	step  int // steps taken; also the index of the next batch
+	in    []int32 // the batch being trained or evaluated (B*T inputs)
+	tgt   []int32 // and its targets
+	step  int     // steps taken; also the index of the next batch
 }
 
 // NewTrainer builds a model initialised from cfg.Seed and an optimizer over it.
@@ -91,7 +93,8 @@ func NewTrainer(e *tensor.Engine, ds *data.Dataset, cfg TrainConfig) (*Trainer, 
 	if err != nil {
 		return nil, fmt.Errorf("node: validation batches: %w", err)
 	}
-	return &Trainer{cfg: cfg, Model: m, Opt: opt, train: train, val: val}, nil
+	bt := cfg.Batch * cfg.SeqLen
+	return &Trainer{cfg: cfg, Model: m, Opt: opt, train: train, val: val, in: make([]int32, bt), tgt: make([]int32, bt)}, nil
 }
 
 // Steps is the number of steps taken so far.
@@ -120,9 +123,8 @@ func (t *Trainer) StepBatch(in, tgt []int32) (float32, error) {
 
 func (t *Trainer) batch() (in, tgt []int32) {
 	// Fill by index (not Next) so that a resumed run sees the same batches.
-	in, tgt = t.train.Next()
-	_ = t.train.Fill(t.step%t.train.Len(), in, tgt)
-	return in, tgt
+	_ = t.train.Fill(t.step%t.train.Len(), t.in, t.tgt)
+	return t.in, t.tgt
 }
 
 // Evaluate returns the mean loss over the fixed validation batches.
@@ -130,11 +132,10 @@ func (t *Trainer) Evaluate() (float32, error) {
 	var sum float64
 	n := t.val.Len()
 	for i := range n {
-		in, tgt := t.val.Next()
-		if err := t.val.Fill(i, in, tgt); err != nil {
+		if err := t.val.Fill(i, t.in, t.tgt); err != nil {
 			return 0, err
 		}
-		loss, err := t.Model.Forward(in, tgt, t.cfg.Batch, t.cfg.SeqLen)
+		loss, err := t.Model.Forward(t.in, t.tgt, t.cfg.Batch, t.cfg.SeqLen)
 		if err != nil {
 			return 0, fmt.Errorf("node: validation: %w", err)
 		}

@@ -366,9 +366,10 @@ func corpusEntropy(spec data.Spec) (float64, bool) {
 	if spec.Kind != data.KindDefault {
 		return 0, false
 	}
-	c, err := data.DefaultCorpus(spec.Seed, 1<<16)
+	// The entropy is a property of the source, not of a generated sample.
+	src, err := data.DefaultSource()
 	if err != nil {
 		return 0, false
 	}
-	return c.EntropyPerByte(), true
+	return src.EntropyPerByte(), true
 }

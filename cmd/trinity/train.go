@@ -147,10 +147,8 @@ func runTrain(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "model %v\ndata %s: %d train / %d val tokens; batch %dx%d; %s x %d threads\n",
 		mf.cfg, what, len(ds.Train), len(ds.Val), *batch, *seqLen, e.ISA(), e.Threads())
-	if spec.Kind == data.KindDefault {
-		if c, err := data.DefaultCorpus(*seed, 1<<16); err == nil {
-			fmt.Fprintf(env.stdout, "corpus entropy (best achievable loss): %.4f nats/byte\n", c.EntropyPerByte())
-		}
+	if h, ok := corpusEntropy(spec); ok {
+		fmt.Fprintf(env.stdout, "corpus entropy (best achievable loss): %.4f nats/byte\n", h)
 	}
 	tty := isTerminal(env.stdout)
 	report := func(p node.Progress) {

@@ -92,8 +92,8 @@ func freivalds(e *tensor.Engine, a, b []int8, c []int32, n int, rs [][]uint64) b
 	par(func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for k, r := range rs {
-				br[k*n+i] = dotI8(b[i*n:(i+1)*n], r)
-				cr[k*n+i] = dotI32(c[i*n:(i+1)*n], r)
+				br[k*n+i] = dotInt(b[i*n:(i+1)*n], r)
+				cr[k*n+i] = dotInt(c[i*n:(i+1)*n], r)
 			}
 		}
 	})
@@ -101,7 +101,7 @@ func freivalds(e *tensor.Engine, a, b []int8, c []int32, n int, rs [][]uint64) b
 	par(func(lo, hi int) {
 		for i := lo; i < hi && !bad.Load(); i++ {
 			for k := range rs {
-				if dotI8(a[i*n:(i+1)*n], br[k*n:(k+1)*n]) != cr[k*n+i] {
+				if dotInt(a[i*n:(i+1)*n], br[k*n:(k+1)*n]) != cr[k*n+i] {
 					bad.Store(true)
 					return
 				}
@@ -111,24 +111,8 @@ func freivalds(e *tensor.Engine, a, b []int8, c []int32, n int, rs [][]uint64) b
 	return !bad.Load()
 }
 
-// dotI8 is sum x_j*r_j mod 2^64; four accumulators hide the add latency.
-func dotI8(x []int8, r []uint64) uint64 {
-	r = r[:len(x)]
-	var s0, s1, s2, s3 uint64
-	j := 0
-	for ; j+4 <= len(x); j += 4 {
-		s0 += uint64(int64(x[j])) * r[j]
-		s1 += uint64(int64(x[j+1])) * r[j+1]
-		s2 += uint64(int64(x[j+2])) * r[j+2]
-		s3 += uint64(int64(x[j+3])) * r[j+3]
-	}
-	for ; j < len(x); j++ {
-		s0 += uint64(int64(x[j])) * r[j]
-	}
-	return s0 + s1 + s2 + s3
-}
-
-func dotI32(x []int32, r []uint64) uint64 {
+// dotInt is sum x_j*r_j mod 2^64; four accumulators hide the add latency.
+func dotInt[T int8 | int32](x []T, r []uint64) uint64 {
 	r = r[:len(x)]
 	var s0, s1, s2, s3 uint64
 	j := 0
