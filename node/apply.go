@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -68,49 +69,55 @@ func parseManifestBlob(b []byte, g *Genesis) (*manifestMsg, error) {
 	return manifestFromEnvelope(env, g)
 }
 
-// onManifest files a manifest for processing.
+// onManifest files a manifest for processing, unless the fork choice
+// rejects it outright.
 func (n *Node) onManifest(ctx context.Context, mm *manifestMsg) {
 	r := mm.m.Round
-	if n.seenMan[r] {
-		return // first manifest of a round wins; fallbacks that raced are ignored
-	}
-	n.seenMan[r] = true
-	if r < n.next {
+	if _, dup := n.seenCID[mm.cid]; dup || len(n.pending[r]) >= maxCandidates {
 		return
 	}
-	n.pending[r] = mm
+	n.seenCID[mm.cid] = r
+	if n.view.classify(n.link(mm)) == losesFork {
+		n.reject(mm, errForkLost)
+		return
+	}
+	n.seenMan[r] = true
+	n.pending[r] = append(n.pending[r], mm)
 	n.processPending(ctx)
 }
 
-// processPending applies, in round order, the pending manifests that follow
-// the current state, or starts a catch-up when the earliest one does not.
+// processPending takes the pending manifests in round order (siblings by
+// rank) and starts applying the first one the fork choice does not reject:
+// directly when it extends the head from our state, else by walking its
+// chain back (catch-up, or a reorg onto a winning branch).
 func (n *Node) processPending(ctx context.Context) {
 	if n.busy != "" || len(n.pending) == 0 {
 		return
 	}
-	rounds := make([]uint64, 0, len(n.pending))
-	for r := range n.pending {
-		rounds = append(rounds, r)
-	}
-	slices.Sort(rounds)
+	rounds := slices.Sorted(maps.Keys(n.pending))
 	for _, r := range rounds {
-		mm := n.pending[r]
-		delete(n.pending, r)
-		switch {
-		case r < n.next:
-			continue
-		case mm.m.Result == n.hash && mm.m.Base != n.hash:
-			// Already at its result (a checkpoint or a replay got us here).
-			n.next, n.lastMan = r+1, mm.cid
-			continue
-		case mm.m.Base == n.hash:
-			n.startReplay(ctx, "apply", mm)
-			return
-		default:
-			n.log.Info("state behind the network; catching up", "manifest_round", r, "manifest_base", mm.m.Base.Short(), "state", n.hash.Short())
+		cands := n.pending[r]
+		n.sortCandidates(cands)
+		for i, mm := range cands {
+			v := n.view.classify(n.link(mm))
+			if v == losesFork {
+				n.reject(mm, errForkLost)
+				continue
+			}
+			if rest := cands[i+1:]; len(rest) > 0 {
+				n.pending[r] = slices.Clone(rest)
+			} else {
+				delete(n.pending, r)
+			}
+			if v == extendsHead && mm.m.Base == n.hash {
+				n.startReplay(ctx, "apply", mm)
+				return
+			}
+			n.log.Info("state or chain differs from the manifest's; walking its chain", "manifest_round", r, "manifest_base", mm.m.Base.Short(), "state", n.hash.Short())
 			n.startReplay(ctx, "catch-up", mm)
 			return
 		}
+		delete(n.pending, r)
 	}
 }
 
@@ -122,6 +129,9 @@ type replayResult struct {
 	count    int
 	replayed int
 	fromCP   bool
+	reorg    bool        // abandons manifests we had applied
+	join     int         // where links attach to the view (see chainView.attach)
+	links    []chainLink // the manifests replayed, oldest first
 	err      error
 }
 
@@ -131,10 +141,11 @@ type replayResult struct {
 func (n *Node) startReplay(ctx context.Context, name string, target *manifestMsg) {
 	copy(n.work.Params, n.global.Params)
 	have := n.hash
+	view := n.view.clone()
 	n.catching = name == "catch-up"
 	validator := n.va != nil
 	n.startJob(ctx, name, func(ctx context.Context) func() {
-		res := n.replay(ctx, n.work, have, target)
+		res := n.replay(ctx, n.work, have, view, target)
 		if res.err == nil && validator {
 			res.valLoss = n.evaluate(n.work)
 		}
@@ -148,6 +159,11 @@ func (n *Node) finishReplay(ctx context.Context, name string, res replayResult) 
 		if errors.Is(res.err, context.Canceled) {
 			return
 		}
+		if errors.Is(res.err, errForkLost) {
+			n.reject(res.last, res.err)
+			n.processPending(ctx)
+			return
+		}
 		n.log.Warn(name+" failed", "target_round", res.last.m.Round, "err", res.err)
 		n.emit(Event{Kind: EventDiverged, Round: res.last.m.Round, Hash: n.hash})
 		// Forget the round so that a later manifest (or a re-announcement)
@@ -159,39 +175,62 @@ func (n *Node) finishReplay(ctx context.Context, name string, res replayResult) 
 	n.next = res.last.m.Round + 1
 	n.lastMan = res.last.cid
 	n.lastCount = res.count
+	n.view.attach(res.join, res.links)
 	if validatorLoss := res.valLoss; !math.IsNaN(float64(validatorLoss)) {
 		n.valLoss = validatorLoss
 	}
-	if res.last.m.Checkpoint.Round > n.checkpoint.Round {
-		n.checkpoint = res.last.m.Checkpoint
+	if cp := res.last.m.Checkpoint; cp.Round > n.checkpoint.Round || res.reorg {
+		n.checkpoint = cp
 	}
 	if err := saveState(n.cfg.DataDir, n.global, n.netID.String(), savedState{Round: n.next, Manifest: n.lastMan}); err != nil {
 		n.log.Error("saving state", "err", err)
 	}
 	n.metrics.applied.Add(1)
 	kind := EventApplied
-	if name == "catch-up" {
+	switch {
+	case res.reorg:
+		kind = EventReorg
+		n.metrics.reorgs.Add(1)
+		n.log.Warn("switched to a winning branch", "round", res.last.m.Round, "replayed", res.replayed, "from_checkpoint", res.fromCP, "state", n.hash.Short())
+	case name == "catch-up":
 		kind = EventCaughtUp
 		n.metrics.catchups.Add(1)
 		n.log.Info("caught up", "round", res.last.m.Round, "replayed", res.replayed, "from_checkpoint", res.fromCP, "state", n.hash.Short())
-	} else {
+	default:
 		n.log.Info("round applied", "round", res.last.m.Round, "contributions", res.count, "state", n.hash.Short(), "val_loss", res.valLoss)
 	}
-	n.emit(Event{Kind: kind, Round: res.last.m.Round, Hash: n.hash, ValLoss: res.valLoss, Count: res.count})
+	n.emit(Event{Kind: kind, Round: res.last.m.Round, Hash: n.hash, ValLoss: res.valLoss, Count: res.count, Other: res.last.sender, CID: res.last.cid})
 	if n.next%uint64(n.gen.Params.CheckpointEvery) == 0 {
 		n.storeCheckpoint(ctx)
 	}
 	n.processPending(ctx)
 }
 
-// replay runs on a job goroutine and owns m.
-func (n *Node) replay(ctx context.Context, m *model.GPT, have Hash, target *manifestMsg) replayResult {
-	res := replayResult{last: target, valLoss: float32(math.NaN())}
+// replay runs on a job goroutine and owns m. It walks target's chain back
+// until it reaches our state or the checkpoint the target names, judging
+// on the way where the chain meets ours (view), and applies it forward.
+func (n *Node) replay(ctx context.Context, m *model.GPT, have Hash, view chainView, target *manifestMsg) replayResult {
+	res := replayResult{last: target, valLoss: float32(math.NaN()), join: -2}
 	chain := []*manifestMsg{target}
 	cp := target.m.Checkpoint
 	maxWalk := 2*n.gen.Params.CheckpointEvery + 4
+	decided := false
 	for cur := target; ; {
+		if !decided {
+			join, ok, reorg, err := view.judgeWalk(len(chain), n.link(cur))
+			if err != nil {
+				res.err = err
+				return res
+			}
+			if ok {
+				decided, res.join, res.reorg = true, join, reorg
+			}
+		}
 		if cur.m.Base == have {
+			if !decided {
+				// Our state, reached by another chain: follow it.
+				res.join = -2
+			}
 			break
 		}
 		if cur.m.Base == cp.Hash {
@@ -226,6 +265,7 @@ func (n *Node) replay(ctx context.Context, m *model.GPT, have Hash, target *mani
 			return res
 		}
 		res.count = len(mm.m.Contributions)
+		res.links = append(res.links, n.link(mm))
 	}
 	res.hash = m.StateHash()
 	res.replayed = len(chain)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"sync"
@@ -88,8 +89,8 @@ type Event struct {
 	Loss    float32 // trainers: mean inner loss (announced)
 	Count   int     // contributions applied, or scored
 	Bytes   int64   // blob size (announced, fetched)
-	Other   peer.ID // fetched: the trainer whose blob it was
-	CID     cid.Cid
+	Other   peer.ID // fetched: the trainer whose blob it was; applied, rejected: the manifest's signer
+	CID     cid.Cid // announced, fetched: the blob; applied, rejected: the manifest
 }
 
 // EventKind names an Event.
@@ -105,6 +106,8 @@ const (
 	EventScored     EventKind = "scored"     // a validator published scores
 	EventManifest   EventKind = "manifest"   // a validator published a manifest
 	EventDiverged   EventKind = "diverged"   // the state hash did not match a manifest
+	EventReorg      EventKind = "reorg"      // switched to a winning branch (fork choice)
+	EventRejected   EventKind = "rejected"   // a manifest lost the fork choice
 	EventCheckpoint EventKind = "checkpoint" // a checkpoint blob was stored
 	EventResumed    EventKind = "resumed"    // state loaded from disk at start
 )
@@ -142,8 +145,12 @@ type Node struct {
 	checkpoint CheckpointRef
 	busy       string // name of the running compute job, "" when idle
 	catching   bool
-	pending    map[uint64]*manifestMsg
-	seenMan    map[uint64]bool
+	pending    map[uint64][]*manifestMsg // candidates by round
+	seenMan    map[uint64]bool           // rounds with a manifest applied or pending
+	seenCID    map[cid.Cid]uint64        // manifests already filed, by round
+	view       chainView                 // the applied chain, for the fork choice
+	liveSince  time.Time                 // since when the loop has run without stalling
+	planned    time.Time                 // when the loop last planned to wake
 	lastLoss   float32
 	valLoss    float32
 	lastCount  int
@@ -185,7 +192,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, gen: g, netID: id, clock: NewClock(g), log: o.log, observe: o.observe,
-		events: make(chan func(), 256), pending: map[uint64]*manifestMsg{}, seenMan: map[uint64]bool{},
+		events: make(chan func(), 256), pending: map[uint64][]*manifestMsg{}, seenMan: map[uint64]bool{}, seenCID: map[cid.Cid]uint64{},
 		lastLoss: float32(math.NaN()), valLoss: float32(math.NaN())}
 	defer func() {
 		if err != nil {
@@ -266,6 +273,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	if n.p2p, err = p2p.New(ctx, pc, popts...); err != nil {
 		return nil, err
 	}
+	n.view = loadView(n.p2p.Store(), g, n.lastMan)
 	n.log = o.log.With("peer", n.p2p.ID().String(), "role", string(cfg.Role))
 	switch cfg.Role {
 	case RoleTrainer:
@@ -353,10 +361,17 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	n.liveSince = time.Now()
 	for {
-		wake := n.tick(ctx, time.Now())
+		now := time.Now()
+		n.checkStall(now)
+		wake := n.tick(ctx, now)
 		n.publishStatus()
-		timer.Reset(max(time.Until(wake), time.Millisecond))
+		n.planned = wake
+		if !wake.After(now) {
+			n.planned = now.Add(time.Millisecond)
+		}
+		timer.Reset(time.Until(n.planned))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -448,6 +463,7 @@ func (n *Node) gcRounds(r uint64) {
 			delete(n.pending, k)
 		}
 	}
+	maps.DeleteFunc(n.seenCID, func(_ cid.Cid, k uint64) bool { return k < lo })
 	if r%8 == 0 && r != n.lastGC && n.busy == "" {
 		n.lastGC = r
 		if removed, freed, err := n.p2p.GC(p2p.GCPolicy{BeforeRound: lo}); err == nil && removed > 0 {

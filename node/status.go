@@ -34,6 +34,7 @@ type metrics struct {
 	msgsIn, msgsOut   atomic.Int64
 	blobsIn           atomic.Int64
 	applied, catchups atomic.Int64
+	reorgs, rejected  atomic.Int64
 	announced, missed atomic.Int64
 	mu                sync.Mutex
 	phaseSum          map[string]time.Duration
@@ -75,6 +76,7 @@ type Status struct {
 	Phase        string               `json:"phase"`
 	StateRound   uint64               `json:"state_round"` // next manifest round to apply
 	StateHash    string               `json:"state_hash"`
+	Head         string               `json:"head,omitempty"` // CID of the last manifest applied
 	CatchingUp   bool                 `json:"catching_up"`
 	Busy         string               `json:"busy,omitempty"`
 	Peers        int                  `json:"peers"`
@@ -88,6 +90,8 @@ type Status struct {
 	BlobsIn      int64                `json:"blobs_in"`
 	Applied      int64                `json:"rounds_applied"`
 	CatchUps     int64                `json:"catch_ups"`
+	Reorgs       int64                `json:"reorgs"`             // switches to a winning branch
+	Rejected     int64                `json:"manifests_rejected"` // manifests that lost the fork choice
 	Announced    int64                `json:"announced"`
 	Missed       int64                `json:"missed"`
 	Phases       map[string]PhaseStat `json:"phases"`
@@ -110,7 +114,11 @@ func (n *Node) publishStatus() {
 		ValLoss: optFloat(n.valLoss), Contributors: n.lastCount, Checkpoint: n.checkpoint,
 		BytesIn: n.metrics.bytesIn.Load(), BytesOut: n.metrics.bytesOut.Load(), BlobsIn: n.metrics.blobsIn.Load(),
 		Applied: n.metrics.applied.Load(), CatchUps: n.metrics.catchups.Load(),
+		Reorgs: n.metrics.reorgs.Load(), Rejected: n.metrics.rejected.Load(),
 		Announced: n.metrics.announced.Load(), Missed: n.metrics.missed.Load(), Phases: n.metrics.phases()}
+	if n.lastMan.Defined() {
+		s.Head = n.lastMan.String()
+	}
 	if n.va != nil {
 		s.Scores = n.va.scoresSnapshot()
 	}
@@ -182,6 +190,8 @@ func WriteMetrics(w io.Writer, s Status) {
 	g("trinity_bytes_out_total", "Payload bytes sent (gossip payloads and own blobs).", "counter", float64(s.BytesOut), lbl)
 	g("trinity_rounds_applied_total", "Manifests applied.", "counter", float64(s.Applied), lbl)
 	g("trinity_catch_ups_total", "Catch-ups from the manifest chain or a checkpoint.", "counter", float64(s.CatchUps), lbl)
+	g("trinity_reorgs_total", "Switches to a winning branch of the manifest chain.", "counter", float64(s.Reorgs), lbl)
+	g("trinity_manifests_rejected_total", "Manifests that lost the fork choice.", "counter", float64(s.Rejected), lbl)
 	g("trinity_announced_total", "Contributions announced.", "counter", float64(s.Announced), lbl)
 	g("trinity_missed_total", "Rounds a trainer did not contribute to.", "counter", float64(s.Missed), lbl)
 	g("trinity_contributors", "Contributions in the last manifest applied.", "gauge", float64(s.Contributors), lbl)

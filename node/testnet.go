@@ -56,6 +56,7 @@ type member struct {
 	dir    string
 	key    crypto.PrivKey
 	node   *Node
+	ctx    context.Context // its Run's
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -210,7 +211,7 @@ func (t *Testnet) start(m *member) error {
 	rctx, rcancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	t.mu.Lock()
-	m.node, m.cancel, m.done = n, rcancel, done
+	m.node, m.ctx, m.cancel, m.done = n, rctx, rcancel, done
 	t.mu.Unlock()
 	t.wg.Add(1)
 	go func() {
@@ -229,7 +230,7 @@ func (t *Testnet) start(m *member) error {
 func (t *Testnet) observe(e Event) {
 	t.mu.Lock()
 	t.events = append(t.events, e)
-	if e.Kind == EventApplied || e.Kind == EventCaughtUp {
+	if e.Kind == EventApplied || e.Kind == EventCaughtUp || e.Kind == EventReorg {
 		if t.applied[e.Round] == nil {
 			t.applied[e.Round] = map[peer.ID]Event{}
 		}
@@ -427,4 +428,35 @@ func (t *Testnet) Close() error {
 		err = t.Bootstrap.Close()
 	}
 	return err
+}
+
+// Pause freezes member i's event loop, as a stopped process (SIGSTOP,
+// docker pause) would: it stops following rounds, applying manifests and
+// publishing, while its timers run on and its gossip queues up; its host
+// stays up. Resume lets it go on from where it stood, with a stale view of
+// the network. Resume is safe to call more than once.
+func (t *Testnet) Pause(i int) (resume func(), err error) {
+	t.mu.Lock()
+	if i < 0 || i >= len(t.members) || t.members[i].node == nil {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("node: testnet member %d is not running", i)
+	}
+	n, mctx := t.members[i].node, t.members[i].ctx
+	t.mu.Unlock()
+	release := make(chan struct{})
+	frozen := make(chan struct{})
+	n.post(mctx, func() {
+		close(frozen)
+		select {
+		case <-release:
+		case <-mctx.Done(): // stopped while paused
+		}
+	})
+	select {
+	case <-frozen:
+	case <-mctx.Done():
+		return nil, fmt.Errorf("node: testnet member %d stopped", i)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { close(release) }) }, nil
 }

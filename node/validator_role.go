@@ -142,8 +142,8 @@ func (v *validatorRole) tick(ctx context.Context, now time.Time, r uint64) time.
 		vr.published = true
 		v.publishScores(ctx, r, vr)
 	}
-	at := c.ManifestAt(r, v.rank)
-	if !now.Before(at) && !vr.manifest && !n.seenMan[r] && n.busy == "" && !n.catching && len(n.pending) == 0 {
+	at, may := n.leadSlot(r, v.rank)
+	if may && !now.Before(at) && !vr.manifest && !n.seenMan[r] && n.busy == "" && !n.catching && len(n.pending) == 0 {
 		vr.manifest = true
 		v.composeManifest(ctx, r, vr)
 	}
