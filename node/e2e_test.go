@@ -96,10 +96,15 @@ func TestNetwork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("round %2d: val loss %.4f, %d contributions, %d/%d peers, state %s agree=%v, blob %d B (dense %d B)",
-			rep.Round, rep.ValLoss, rep.Contributors, rep.Peers, rep.Running, rep.Hash.Short(), rep.HashesAgree, rep.BlobBytes, rep.DenseBytes)
+		t.Logf("round %2d: val loss %.4f, %d contributions, %d/%d peers, state %s agree=%v, blob %d B (dense %d B), %d B per peer",
+			rep.Round, rep.ValLoss, rep.Contributors, rep.Peers, rep.Running, rep.Hash.Short(), rep.HashesAgree, rep.BlobBytes, rep.DenseBytes, rep.NetBytes)
 		if !rep.HashesAgree {
 			t.Errorf("round %d: peers disagree on the state", r)
+		}
+		// Every peer downloads at least one contribution blob (validator:
+		// each; trainers: the others') besides gossip and DHT traffic.
+		if rep.Contributors >= 2 && rep.NetBytes < rep.BlobBytes {
+			t.Errorf("round %d: %d libp2p bytes per peer, less than one blob of %d", r, rep.NetBytes, rep.BlobBytes)
 		}
 		reports = append(reports, rep)
 	}

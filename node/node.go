@@ -108,6 +108,7 @@ const (
 	EventDiverged   EventKind = "diverged"   // the state hash did not match a manifest
 	EventReorg      EventKind = "reorg"      // switched to a winning branch (fork choice)
 	EventRejected   EventKind = "rejected"   // a manifest lost the fork choice
+	EventTraffic    EventKind = "traffic"    // a round's libp2p bytes: Bytes in, Count out
 	EventCheckpoint EventKind = "checkpoint" // a checkpoint blob was stored
 	EventResumed    EventKind = "resumed"    // state loaded from disk at start
 )
@@ -151,6 +152,7 @@ type Node struct {
 	view       chainView                 // the applied chain, for the fork choice
 	liveSince  time.Time                 // since when the loop has run without stalling
 	planned    time.Time                 // when the loop last planned to wake
+	traffic    roundTraffic
 	lastLoss   float32
 	valLoss    float32
 	lastCount  int
@@ -436,6 +438,7 @@ func (n *Node) tick(ctx context.Context, now time.Time) time.Time {
 		}
 	}
 	n.processPending(ctx)
+	n.trackTraffic(r)
 	if n.tr != nil {
 		soon(n.tr.tick(ctx, now, r))
 	}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/trinity-net/trinity/p2p"
 )
 
 // Round phases whose durations the node measures.
@@ -30,7 +32,7 @@ var phaseNames = []string{phaseTrain, phaseCompress, phaseAnnounce, phaseFetch, 
 
 // metrics are counters shared by the loop and its goroutines.
 type metrics struct {
-	bytesIn, bytesOut atomic.Int64 // gossip payloads and blobs
+	bytesIn, bytesOut atomic.Int64 // payloads: gossip payloads and blobs
 	msgsIn, msgsOut   atomic.Int64
 	blobsIn           atomic.Int64
 	applied, catchups atomic.Int64
@@ -85,8 +87,12 @@ type Status struct {
 	Contributors int                  `json:"contributors"`        // in the last manifest applied
 	Checkpoint   CheckpointRef        `json:"checkpoint"`
 	Scores       map[string]float64   `json:"scores,omitempty"` // validator: smoothed
-	BytesIn      int64                `json:"bytes_in"`
-	BytesOut     int64                `json:"bytes_out"`
+	BytesIn      int64                `json:"bytes_in"`         // every libp2p stream byte (see p2p.Traffic)
+	BytesOut     int64                `json:"bytes_out"`        //
+	Traffic      p2p.Traffic          `json:"traffic"`          // the same by protocol class
+	RoundBytes   RoundBytes           `json:"round_bytes"`
+	PayloadIn    int64                `json:"payload_bytes_in"`  // gossip payloads and fetched blobs
+	PayloadOut   int64                `json:"payload_bytes_out"` // gossip payloads and own blobs (once)
 	BlobsIn      int64                `json:"blobs_in"`
 	Applied      int64                `json:"rounds_applied"`
 	CatchUps     int64                `json:"catch_ups"`
@@ -95,6 +101,13 @@ type Status struct {
 	Announced    int64                `json:"announced"`
 	Missed       int64                `json:"missed"`
 	Phases       map[string]PhaseStat `json:"phases"`
+}
+
+// RoundBytes is what a node's libp2p streams carried in one round.
+type RoundBytes struct {
+	Round uint64 `json:"round"`
+	In    int64  `json:"in"`
+	Out   int64  `json:"out"`
 }
 
 func optFloat(f float32) *float64 {
@@ -112,10 +125,15 @@ func (n *Node) publishStatus() {
 		Round: n.clock.Round(now), Phase: n.clock.Phase(now), StateRound: n.next, StateHash: n.hash.String(),
 		CatchingUp: n.catching, Busy: n.busy, Peers: len(n.p2p.Peers()), LastLoss: optFloat(n.lastLoss),
 		ValLoss: optFloat(n.valLoss), Contributors: n.lastCount, Checkpoint: n.checkpoint,
-		BytesIn: n.metrics.bytesIn.Load(), BytesOut: n.metrics.bytesOut.Load(), BlobsIn: n.metrics.blobsIn.Load(),
+		PayloadIn: n.metrics.bytesIn.Load(), PayloadOut: n.metrics.bytesOut.Load(), BlobsIn: n.metrics.blobsIn.Load(),
 		Applied: n.metrics.applied.Load(), CatchUps: n.metrics.catchups.Load(),
 		Reorgs: n.metrics.reorgs.Load(), Rejected: n.metrics.rejected.Load(),
 		Announced: n.metrics.announced.Load(), Missed: n.metrics.missed.Load(), Phases: n.metrics.phases()}
+	s.Traffic = n.p2p.Traffic()
+	s.BytesIn, s.BytesOut = s.Traffic.In, s.Traffic.Out
+	if t := n.traffic; t.closed {
+		s.RoundBytes = RoundBytes{Round: t.lastRound, In: t.last.In, Out: t.last.Out}
+	}
 	if n.lastMan.Defined() {
 		s.Head = n.lastMan.String()
 	}
@@ -186,8 +204,16 @@ func WriteMetrics(w io.Writer, s Status) {
 	g("trinity_round", "Current round by the clock.", "gauge", float64(s.Round), lbl)
 	g("trinity_state_round", "Next manifest round to apply.", "gauge", float64(s.StateRound), lbl)
 	g("trinity_peers", "Connected peers.", "gauge", float64(s.Peers), lbl)
-	g("trinity_bytes_in_total", "Payload bytes received (gossip payloads and fetched blobs).", "counter", float64(s.BytesIn), lbl)
-	g("trinity_bytes_out_total", "Payload bytes sent (gossip payloads and own blobs).", "counter", float64(s.BytesOut), lbl)
+	g("trinity_bytes_in_total", "Bytes received on libp2p streams (gossip, blobs, DHT, protocol messages).", "counter", float64(s.BytesIn), lbl)
+	g("trinity_bytes_out_total", "Bytes sent on libp2p streams (gossip, blobs, DHT, protocol messages).", "counter", float64(s.BytesOut), lbl)
+	g("trinity_gossip_bytes_in_total", "Bytes received on gossipsub streams.", "counter", float64(s.Traffic.GossipIn), lbl)
+	g("trinity_gossip_bytes_out_total", "Bytes sent on gossipsub streams.", "counter", float64(s.Traffic.GossipOut), lbl)
+	g("trinity_blob_bytes_in_total", "Bytes received on blob exchange streams.", "counter", float64(s.Traffic.BlobIn), lbl)
+	g("trinity_blob_bytes_out_total", "Bytes sent on blob exchange streams.", "counter", float64(s.Traffic.BlobOut), lbl)
+	g("trinity_payload_bytes_in_total", "Payload bytes received (gossip payloads and fetched blobs).", "counter", float64(s.PayloadIn), lbl)
+	g("trinity_payload_bytes_out_total", "Payload bytes sent (gossip payloads and own blobs).", "counter", float64(s.PayloadOut), lbl)
+	g("trinity_round_bytes_in", "Bytes received on libp2p streams in the last complete round.", "gauge", float64(s.RoundBytes.In), lbl)
+	g("trinity_round_bytes_out", "Bytes sent on libp2p streams in the last complete round.", "gauge", float64(s.RoundBytes.Out), lbl)
 	g("trinity_rounds_applied_total", "Manifests applied.", "counter", float64(s.Applied), lbl)
 	g("trinity_catch_ups_total", "Catch-ups from the manifest chain or a checkpoint.", "counter", float64(s.CatchUps), lbl)
 	g("trinity_reorgs_total", "Switches to a winning branch of the manifest chain.", "counter", float64(s.Reorgs), lbl)

@@ -44,6 +44,7 @@ type Testnet struct {
 	mu      sync.Mutex
 	members []*member
 	applied map[uint64]map[peer.ID]Event // round -> peer -> applied event
+	traffic map[uint64]map[peer.ID]Event // round -> peer -> traffic event
 	events  []Event
 	notify  chan struct{}
 	runCtx  context.Context
@@ -114,7 +115,7 @@ func NewTestnet(ctx context.Context, cfg TestnetConfig) (*Testnet, error) {
 	if g.Network == "" {
 		g.Network = "testnet"
 	}
-	t := &Testnet{cfg: cfg, log: cfg.Logger, applied: map[uint64]map[peer.ID]Event{}, notify: make(chan struct{}, 1)}
+	t := &Testnet{cfg: cfg, log: cfg.Logger, applied: map[uint64]map[peer.ID]Event{}, traffic: map[uint64]map[peer.ID]Event{}, notify: make(chan struct{}, 1)}
 	for i := range cfg.Validators {
 		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
 		if err != nil {
@@ -236,6 +237,12 @@ func (t *Testnet) observe(e Event) {
 		}
 		t.applied[e.Round][e.Peer] = e
 	}
+	if e.Kind == EventTraffic {
+		if t.traffic[e.Round] == nil {
+			t.traffic[e.Round] = map[peer.ID]Event{}
+		}
+		t.traffic[e.Round][e.Peer] = e
+	}
 	t.mu.Unlock()
 	select {
 	case t.notify <- struct{}{}:
@@ -328,12 +335,14 @@ type RoundReport struct {
 	HashesAgree  bool    // every peer that reached the round has the same state
 	Hash         Hash
 	BlobBytes    int64 // mean contribution blob size
+	NetBytes     int64 // mean bytes a peer received on libp2p streams in the round (gossip, blobs, DHT, protocol)
 	DenseBytes   int64 // the same pseudo-gradient as dense fp32
 }
 
 // WaitRound blocks until every running peer has applied round r or a later
-// one (a round whose manifest never came is skipped by everyone), or ctx
-// ends, or timeout passes, and reports it.
+// one (a round whose manifest never came is skipped by everyone) and has
+// counted the round's traffic (or half of the next round has passed), or
+// ctx ends, or timeout passes, and reports it.
 func (t *Testnet) WaitRound(ctx context.Context, r uint64, timeout time.Duration) (RoundReport, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -399,6 +408,18 @@ func (t *Testnet) report(r uint64) (RoundReport, bool) {
 		rep.BlobBytes = sum / cnt
 	}
 	rep.DenseBytes = 4 * int64(t.Genesis.Model.NumParams())
+	if tr := t.traffic[r]; len(tr) > 0 {
+		var sum int64
+		for _, e := range tr {
+			sum += e.Bytes
+		}
+		rep.NetBytes = sum / int64(len(tr))
+	}
+	// Peers count a round's traffic when the next one begins.
+	c := NewClock(t.Genesis)
+	if len(t.traffic[r]) < rep.Running && time.Now().Before(c.At(r+1, 0.5)) {
+		complete = false
+	}
 	return rep, complete
 }
 

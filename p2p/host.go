@@ -40,6 +40,7 @@ type Node struct {
 	ps   *pubsub.PubSub
 
 	store    *Store
+	bw       *bandwidth // see bandwidth.go
 	zenc     *zstd.Encoder
 	serveSem chan struct{}
 	fetchMu  sync.Mutex
@@ -162,6 +163,7 @@ func (n *Node) startHost() error {
 		libp2p.UserAgent(cfg.UserAgent),
 		libp2p.ProtocolVersion(string(cfg.NetworkID.protocolPrefix()) + "/1.0.0"),
 		libp2p.DisableMetrics(),
+		n.bandwidthOption(),
 		libp2p.Routing(func(h host.Host) (routing.PeerRouting, error) {
 			d, err := n.newDHT(h)
 			n.dht = d

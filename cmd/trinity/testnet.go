@@ -75,7 +75,7 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 			})
 		}()
 	}
-	fmt.Fprintf(env.stdout, "%5s  %8s  %13s  %16s  %8s  %s\n", "round", "val loss", "contributions", "bytes/trainer", "vs fp32", "state (peers agreeing)")
+	fmt.Fprintf(env.stdout, "%5s  %8s  %13s  %16s  %8s  %10s  %s\n", "round", "val loss", "contributions", "bytes/trainer", "vs fp32", "bytes/peer", "state (peers agreeing)")
 	timeout := 4*g.Params.RoundLength() + 30*time.Second
 	var last node.RoundReport
 	for r := uint64(0); *rounds == 0 || r < uint64(*rounds); r++ {
@@ -103,8 +103,8 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintf(env.stdout, "%5d  no manifest (round skipped)\n", r)
 			continue
 		}
-		fmt.Fprintf(env.stdout, "%5d  %s  %6d of %-4d  %16s  %8s  %s (%d/%d %s)\n", r, vl, rep.Contributors, *trainers,
-			human(rep.BlobBytes), ratio, rep.Hash.Short(), rep.Peers, rep.Running, agree)
+		fmt.Fprintf(env.stdout, "%5d  %s  %6d of %-4d  %16s  %8s  %10s  %s (%d/%d %s)\n", r, vl, rep.Contributors, *trainers,
+			human(rep.BlobBytes), ratio, human(rep.NetBytes), rep.Hash.Short(), rep.Peers, rep.Running, agree)
 		last = rep
 	}
 	printPhases(env, tn, last)
@@ -114,7 +114,7 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 // printPhases prints the mean time per phase over all peers.
 func printPhases(env *cliEnv, tn *node.Testnet, last node.RoundReport) {
 	sum := map[string]node.PhaseStat{}
-	var in, out int64
+	var in, out, pin, pout int64
 	for _, m := range tn.Members() {
 		if m.Node == nil {
 			continue
@@ -128,6 +128,8 @@ func printPhases(env *cliEnv, tn *node.Testnet, last node.RoundReport) {
 		}
 		in += s.BytesIn
 		out += s.BytesOut
+		pin += s.PayloadIn
+		pout += s.PayloadOut
 	}
 	names := make([]string, 0, len(sum))
 	for p := range sum {
@@ -140,7 +142,7 @@ func printPhases(env *cliEnv, tn *node.Testnet, last node.RoundReport) {
 			fmt.Fprintf(env.stdout, "  %-10s %8.1f ms  (%d times)\n", p, 1000*st.Seconds/float64(st.Count), st.Count)
 		}
 	}
-	fmt.Fprintf(env.stdout, "payload bytes: %s in, %s out over all peers\n", human(in), human(out))
+	fmt.Fprintf(env.stdout, "libp2p bytes: %s in, %s out over all peers (payloads: %s in, %s out)\n", human(in), human(out), human(pin), human(pout))
 	if !math.IsNaN(float64(last.ValLoss)) {
 		fmt.Fprintf(env.stdout, "final validation loss %.4f, state %s\n", last.ValLoss, last.Hash.Short())
 	}
