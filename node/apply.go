@@ -311,7 +311,7 @@ func (n *Node) fetchContributions(ctx context.Context, man *Manifest, hint peer.
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			id, _ := peer.Decode(c.Peer) // checked by DecodeManifest
-			blobs[i], errs[i] = n.fetchBlob(ctx, c.CID, man.Round, n.maxBlob(), n.orderHints(id, hint)...)
+			blobs[i], errs[i] = n.fetchContribution(ctx, c.CID, man.Round, id, hint)
 		}()
 	}
 	wg.Wait()
@@ -322,13 +322,21 @@ func (n *Node) fetchContributions(ctx context.Context, man *Manifest, hint peer.
 	return blobs, nil
 }
 
-// orderHints asks the contributor first when it is connected (spreading
-// the load), else the manifest's signer, which holds every blob it lists.
-func (n *Node) orderHints(contributor, signer peer.ID) []peer.ID {
-	if n.p2p.Connectedness(contributor) == network.Connected {
-		return []peer.ID{contributor, signer}
+// fetchContribution gets one blob of a manifest: from its contributor when
+// it is connected (spreading the load), but only for a short while, since
+// a contributor that died still looks connected until its connection times
+// out; then from the manifest's signer, which holds every blob it lists.
+func (n *Node) fetchContribution(ctx context.Context, cs string, round uint64, contributor, signer peer.ID) ([]byte, error) {
+	if contributor != signer && contributor != n.p2p.ID() && n.p2p.Connectedness(contributor) == network.Connected {
+		qctx, cancel := context.WithTimeout(ctx, n.quickFetch)
+		b, err := n.fetchBlob(qctx, cs, round, n.maxBlob(), contributor)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return b, err
+		}
+		n.log.Debug("contributor did not serve its blob; asking the manifest's signer", "round", round, "contributor", contributor, "err", err)
 	}
-	return []peer.ID{signer, contributor}
+	return n.fetchBlob(ctx, cs, round, n.maxBlob(), signer, contributor)
 }
 
 // provideLater stores a blob (already in the local store) on the DHT in the

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 const (
 	childDirEnv  = "TRINITY_NODE_CHILD_DIR"
 	childBootEnv = "TRINITY_NODE_CHILD_BOOTSTRAP"
+	childQUICEnv = "TRINITY_NODE_CHILD_QUIC" // listen on QUIC only
 )
 
 func TestMain(m *testing.M) {
@@ -28,7 +30,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runChildTrainer runs a trainer until it is killed.
+// runChildTrainer runs a trainer until it is killed, printing a line
+// "announced <round>" on stdout for each contribution it announces.
 func runChildTrainer(dir string, boot []string) int {
 	g, err := LoadGenesis(filepath.Join(dir, "genesis.json"))
 	if err != nil {
@@ -42,8 +45,20 @@ func runChildTrainer(dir string, boot []string) int {
 	// the dead stream, so a restarted peer with the same ID hears nothing for
 	// that long. That is a p2p matter (docs/network.md, known gaps); this
 	// test is about the node's own recovery.
-	n, err := New(ctx, Config{Genesis: g, Role: RoleTrainer, DataDir: filepath.Join(dir, "data"), ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"},
-		Bootstrap: boot, Threads: 1}, WithLogger(testLogger()), WithP2PConfig(func(c *p2p.Config) { c.DHTMode = p2p.DHTServer }))
+	listen := []string{"/ip4/127.0.0.1/tcp/0"}
+	if os.Getenv(childQUICEnv) != "" {
+		// A killed peer's QUIC connections look alive to its peers until
+		// the idle timeout: the worst case for whoever fetches from it.
+		listen = []string{"/ip4/127.0.0.1/udp/0/quic-v1"}
+	}
+	announced := func(e Event) {
+		if e.Kind == EventAnnounced {
+			fmt.Fprintf(os.Stdout, "announced %d\n", e.Round)
+		}
+	}
+	n, err := New(ctx, Config{Genesis: g, Role: RoleTrainer, DataDir: filepath.Join(dir, "data"), ListenAddrs: listen,
+		Bootstrap: boot, Threads: 1}, WithLogger(testLogger()), WithP2PConfig(func(c *p2p.Config) { c.DHTMode = p2p.DHTServer }),
+		WithObserver(announced))
 	if err != nil {
 		os.Stderr.WriteString(err.Error() + "\n")
 		return 2

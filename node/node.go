@@ -152,6 +152,7 @@ type Node struct {
 	view       chainView                 // the applied chain, for the fork choice
 	liveSince  time.Time                 // since when the loop has run without stalling
 	planned    time.Time                 // when the loop last planned to wake
+	quickFetch time.Duration             // how long a contributor gets to serve its blob
 	traffic    roundTraffic
 	lastLoss   float32
 	valLoss    float32
@@ -275,6 +276,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	if n.p2p, err = p2p.New(ctx, pc, popts...); err != nil {
 		return nil, err
 	}
+	// A tenth of a round: a live contributor serves a blob in milliseconds.
+	n.quickFetch = min(pc.HeaderTimeout, max(500*time.Millisecond, g.Params.RoundLength()/10))
 	n.view = loadView(n.p2p.Store(), g, n.lastMan)
 	n.log = o.log.With("peer", n.p2p.ID().String(), "role", string(cfg.Role))
 	switch cfg.Role {

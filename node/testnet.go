@@ -195,7 +195,6 @@ func (t *Testnet) start(m *member) error {
 	opts := []Option{WithLogger(t.log.With("node", m.name)), WithDataset(t.ds),
 		WithP2PConfig(func(c *p2p.Config) {
 			c.DHTMode = p2p.DHTServer
-			c.HeaderTimeout = 3 * time.Second
 			c.ConnLow, c.ConnHigh = 100, 400
 		}),
 		WithObserver(t.observe)}
