@@ -20,6 +20,18 @@
 //     the latest checkpoint, so a peer that is behind (late join, restart,
 //     divergence) walks the chain back to its own state or the checkpoint and
 //     replays forward, checking every hash.
+//   - Forks (two manifests on one parent) are settled by one deterministic
+//     fork choice that depends only on the manifests: a manifest is applied
+//     only when it descends from the head; otherwise the longer branch after
+//     the fork point wins, then the branch whose first manifest is for the
+//     earlier round, then the lower validator rank, then the lower CID. A
+//     peer switches to a winning branch by replaying it (a reorg) and drops
+//     a losing manifest, so a stale validator's manifest never rolls back
+//     the rounds the network applied meanwhile. A validator that is behind
+//     or whose loop stalled publishes only after every validator in step,
+//     and not at all when both: it catches up instead.
+//   - A node counts every byte of its libp2p streams, in total, by class
+//     (gossip, blobs, DHT) and per round (Status, EventTraffic).
 //   - One goroutine per Node owns the round state; gossip readers and jobs
 //     report to it by posting closures. Compute runs one job at a time.
 //   - Everything persisted in the data directory (state, trainer state,

@@ -128,6 +128,10 @@ const (
 func (v *chainView) classify(l chainLink) verdict {
 	pos, ok := v.position(l.prev)
 	switch {
+	case !ok && len(v.links) > 0 && l.round < v.links[0].round:
+		// Older than all we remember, on a parent we do not know: its
+		// branch cannot be longer than ours.
+		return losesFork
 	case !ok:
 		return unknownFork
 	case pos == v.headPos():
@@ -245,21 +249,22 @@ func (n *Node) reject(mm *manifestMsg, why error) {
 }
 
 // leadSlot is when a validator of the given rank may publish round r's
-// manifest, if at all. One that holds the previous rounds' manifests and
-// whose loop ran all through the round publishes in its rank's slot. One
-// that does not hold them, or whose loop stalled (the process was paused
-// or starved, or it just started), may be stale: it publishes only after
-// every validator that is in step (slot rank+V, before the round ends).
-// One that is both behind and stalled in this round does not publish it at
-// all: a stale validator catches up instead of publishing.
+// manifest, if at all. One that is in step (it holds the manifests of the
+// rounds before r but perhaps the last, still being applied, and its loop
+// has not stalled this round) publishes in its rank's slot. One that is
+// behind (it missed a whole round's manifest) or whose loop stalled (the
+// process was paused, or it just started) may be stale: it publishes only
+// after every validator in step (slot rank+V, before the round ends) if no
+// manifest has come. One that is both does not publish the round at all: a
+// stale validator catches up instead of publishing.
 func (n *Node) leadSlot(r uint64, rank int) (time.Time, bool) {
 	c := n.clock
-	inStep := n.next >= r
+	behind := n.next+1 < r
 	stalled := n.liveSince.After(c.RoundStart(r))
 	switch {
-	case inStep && !stalled:
+	case !behind && !stalled:
 		return c.ManifestAt(r, rank), true
-	case stalled && !inStep:
+	case behind && stalled:
 		return c.RoundStart(r + 1), false
 	}
 	// Past every validator in step, but before the round ends.
@@ -268,10 +273,11 @@ func (n *Node) leadSlot(r uint64, rank int) (time.Time, bool) {
 	return c.At(r, f), true
 }
 
-// checkStall notes that the loop woke long after it planned to (the
-// process was paused or starved of CPU): what it knows may be stale.
+// checkStall notes that the loop woke long after it planned to, by half a
+// round or more: the process was paused (or starved far beyond what load
+// alone does), so what it knows may be stale.
 func (n *Node) checkStall(now time.Time) {
-	slack := max(n.clock.Length/8, 200*time.Millisecond)
+	slack := max(n.clock.Length/2, time.Second)
 	if !n.planned.IsZero() && now.Sub(n.planned) > slack {
 		n.liveSince = now
 		n.log.Warn("event loop stalled", "late", now.Sub(n.planned).Round(time.Millisecond))

@@ -41,6 +41,7 @@ func TestForkChoiceClassify(t *testing.T) {
 		{"a manifest we applied", chainLink{cid: "F4", prev: "F3", round: 4, rank: 1}, losesFork},
 		{"a chain going backwards", chainLink{cid: "X", prev: "F4", round: 4, rank: 0}, losesFork},
 		{"unknown parent", chainLink{cid: "F7", prev: "F6", round: 7, rank: 1}, unknownFork},
+		{"unknown parent, older than the view", chainLink{cid: "Z1", prev: "Z0", round: 1, rank: 0}, losesFork},
 		{"built on the root", chainLink{cid: "M2b", prev: "M1", round: 3, rank: 0}, losesFork},
 	} {
 		if got := v.classify(tc.l); got != tc.want {
