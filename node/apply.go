@@ -224,6 +224,13 @@ func (n *Node) replay(ctx context.Context, m *model.GPT, have Hash, view chainVi
 			}
 			if ok {
 				decided, res.join, res.reorg = true, join, reorg
+				if reorg && cur == target && join >= 0 && join == view.headPos()-1 &&
+					target.m.Base == view.links[join+1].base && target.m.Result == have {
+					// A sibling of our head that leads to the same state
+					// (the same contributions): only the chain changes.
+					res.hash, res.links, res.count, res.replayed = have, []chainLink{n.link(target)}, len(target.m.Contributions), 1
+					return res
+				}
 			}
 		}
 		if cur.m.Base == have {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -67,6 +68,89 @@ func runChildTrainer(dir string, boot []string) int {
 	return 1
 }
 
+// childTrainer is a trainer in a process of its own (runChildTrainer),
+// which can be killed and started again on the same data directory.
+type childTrainer struct {
+	id        peer.ID
+	dir       string
+	env       []string
+	cmd       *exec.Cmd
+	announced chan uint64 // rounds it announced in
+}
+
+// newChildTrainer prepares a child trainer of tn (over QUIC only if quic).
+func newChildTrainer(t *testing.T, tn *Testnet, quic bool) *childTrainer {
+	t.Helper()
+	dir := t.TempDir()
+	if err := tn.Genesis.Save(filepath.Join(dir, "genesis.json")); err != nil {
+		t.Fatal(err)
+	}
+	key, err := p2p.LoadOrCreateIdentity(filepath.Join(dir, "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := peer.IDFromPrivateKey(key)
+	env := append(os.Environ(), childDirEnv+"="+dir, childBootEnv+"="+strings.Join(tn.bootstrapAddrs(), ","))
+	if quic {
+		env = append(env, childQUICEnv+"=1")
+	}
+	c := &childTrainer{id: id, dir: dir, env: env, announced: make(chan uint64, 64)}
+	t.Cleanup(c.kill)
+	return c
+}
+
+// start runs the child process (again).
+func (c *childTrainer) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = c.env
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c.cmd = cmd
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var r uint64
+			if _, err := fmt.Sscanf(sc.Text(), "announced %d", &r); err == nil {
+				select {
+				case c.announced <- r:
+				default:
+				}
+			}
+		}
+	}()
+}
+
+// waitAnnounced returns the first round >= from the child announces in.
+func (c *childTrainer) waitAnnounced(t *testing.T, from uint64, timeout time.Duration) uint64 {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case r := <-c.announced:
+			if r >= from {
+				return r
+			}
+		case <-deadline:
+			t.Fatalf("child trainer %s announced nothing from round %d on", c.id, from)
+		}
+	}
+}
+
+// kill sends SIGKILL and reaps the process.
+func (c *childTrainer) kill() {
+	if c.cmd != nil && c.cmd.ProcessState == nil {
+		_ = c.cmd.Process.Kill()
+		_ = c.cmd.Wait()
+	}
+}
+
 // TestKillNine runs a trainer as a separate process next to an in-process
 // network, kills it with SIGKILL during training and again during the apply
 // phase, restarts it on the same data directory each time, and checks that
@@ -78,39 +162,9 @@ func TestKillNine(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	tn, err := NewTestnet(ctx, TestnetConfig{Dir: t.TempDir(), Trainers: 2, Model: testGenesis(), Logger: testLogger(), StartDelay: 4 * time.Second,
-		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tn.Close()
-	child := t.TempDir()
-	if err := tn.Genesis.Save(filepath.Join(child, "genesis.json")); err != nil {
-		t.Fatal(err)
-	}
-	key, err := p2p.LoadOrCreateIdentity(filepath.Join(child, "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	childID, _ := peer.IDFromPrivateKey(key)
-	if err := tn.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childDirEnv+"="+child, childBootEnv+"="+strings.Join(tn.bootstrapAddrs(), ","))
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd
-	}
-	kill := func(cmd *exec.Cmd) {
-		if err := cmd.Process.Kill(); err != nil { // SIGKILL
-			t.Fatal(err)
-		}
-		_ = cmd.Wait()
-	}
+	tn := runTestnet(ctx, t, TestnetConfig{Trainers: 2, StartDelay: 4 * time.Second, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
+	child := newChildTrainer(t, tn, false)
+	childID := child.id
 	clock := NewClock(tn.Genesis)
 	L := tn.Genesis.Params.RoundLength()
 	// waitContribution waits until a manifest of a round >= from holds the
@@ -129,28 +183,28 @@ func TestKillNine(t *testing.T) {
 		return 0
 	}
 
-	cmd := start()
+	child.start(t)
 	r := waitContribution(0, "first start")
 	t.Logf("child %s contributed in round %d", childID, r)
 
 	// Kill during training: 6% into a round (training takes 5-15%).
 	r = clock.Round(time.Now()) + 1
 	time.Sleep(time.Until(clock.At(r, 0.06)))
-	kill(cmd)
+	child.kill()
 	t.Logf("killed during round %d's training", r)
-	cmd = start()
+	child.start(t)
 	got := waitContribution(r+1, "after the kill during training")
 	t.Logf("restarted; contributed again in round %d", got)
 
 	// Kill while the round's manifest is being applied and the state saved.
 	r = clock.Round(time.Now()) + 1
 	time.Sleep(time.Until(clock.At(r, 0.78)))
-	kill(cmd)
+	child.kill()
 	t.Logf("killed during round %d's apply phase", r)
-	cmd = start()
+	child.start(t)
 	got = waitContribution(r+1, "after the kill during apply")
 	t.Logf("restarted; contributed again in round %d", got)
-	kill(cmd)
+	child.kill()
 
 	// The in-process peers kept agreeing and never waited.
 	last := clock.Round(time.Now())

@@ -1,89 +1,13 @@
 package node
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/trinity-net/trinity/p2p"
 )
-
-// childTrainer is a trainer in a process of its own (see runChildTrainer).
-type childTrainer struct {
-	id        peer.ID
-	cmd       *exec.Cmd
-	announced chan uint64
-}
-
-// startChildTrainer starts a trainer process that joins tn over QUIC only.
-func startChildTrainer(t *testing.T, tn *Testnet) *childTrainer {
-	t.Helper()
-	dir := t.TempDir()
-	if err := tn.Genesis.Save(filepath.Join(dir, "genesis.json")); err != nil {
-		t.Fatal(err)
-	}
-	key, err := p2p.LoadOrCreateIdentity(filepath.Join(dir, "data"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := peer.IDFromPrivateKey(key)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childBootEnv+"="+strings.Join(tn.bootstrapAddrs(), ","), childQUICEnv+"=1")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	c := &childTrainer{id: id, cmd: cmd, announced: make(chan uint64, 64)}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			var r uint64
-			if _, err := fmt.Sscanf(sc.Text(), "announced %d", &r); err == nil {
-				select {
-				case c.announced <- r:
-				default:
-				}
-			}
-		}
-	}()
-	t.Cleanup(c.kill)
-	return c
-}
-
-// waitAnnounced returns the first round >= from the child announces in.
-func (c *childTrainer) waitAnnounced(t *testing.T, from uint64, timeout time.Duration) uint64 {
-	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case r := <-c.announced:
-			if r >= from {
-				return r
-			}
-		case <-deadline:
-			t.Fatalf("child trainer %s announced nothing from round %d on", c.id, from)
-		}
-	}
-}
-
-func (c *childTrainer) kill() {
-	if c.cmd.ProcessState == nil {
-		_ = c.cmd.Process.Kill() // SIGKILL
-		_ = c.cmd.Wait()
-	}
-}
 
 // TestDeadContributor kills (SIGKILL) two trainers that run as processes
 // of their own and reach the network over QUIC only, so that their
@@ -104,17 +28,12 @@ func TestDeadContributor(t *testing.T) {
 	defer cancel()
 	g := testGenesis()
 	g.Params.SampleSize = 8 // every trainer, fetched at the announcement deadline
-	tn, err := NewTestnet(ctx, TestnetConfig{Dir: t.TempDir(), Trainers: 2, Model: g, Logger: testLogger(), StartDelay: 4 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tn.Close()
-	if err := tn.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tn := runTestnet(ctx, t, TestnetConfig{Trainers: 2, Model: g, StartDelay: 4 * time.Second})
 	L := tn.Genesis.Params.RoundLength()
 	validator := tn.Members()[0].Peer
-	a, b := startChildTrainer(t, tn), startChildTrainer(t, tn)
+	a, b := newChildTrainer(t, tn, true), newChildTrainer(t, tn, true)
+	a.start(t)
+	b.start(t)
 
 	ka := a.waitAnnounced(t, 2, 12*L)
 	a.kill()

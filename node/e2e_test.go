@@ -43,6 +43,35 @@ func testGenesis() Genesis {
 	return g
 }
 
+// runTestnet starts an in-process network for a test (the test genesis,
+// the test logger and a temporary directory unless cfg sets them) and
+// closes it when the test ends.
+func runTestnet(ctx context.Context, t *testing.T, cfg TestnetConfig) *Testnet {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	if cfg.Model.Model.Vocab == 0 {
+		cfg.Model = testGenesis()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger()
+	}
+	tn, err := NewTestnet(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := tn.Close(); err != nil {
+			t.Errorf("closing the testnet: %v", err)
+		}
+	})
+	if err := tn.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return tn
+}
+
 // TestNetwork runs a validator and four trainers over real libp2p on
 // loopback for 14 rounds. On the way, a fifth trainer joins at round 5 and
 // trainer-1 is stopped mid-round 6, its saved state is made to diverge, and
@@ -58,19 +87,13 @@ func TestNetwork(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	tn, err := NewTestnet(ctx, TestnetConfig{Dir: t.TempDir(), Trainers: 4, Model: testGenesis(), Logger: testLogger(), StartDelay: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tn.Close()
-	if err := tn.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tn := runTestnet(ctx, t, TestnetConfig{Trainers: 4, StartDelay: 3 * time.Second})
 	L := tn.Genesis.Params.RoundLength()
 	clock := NewClock(tn.Genesis)
 	const rounds = 14
 	var reports []RoundReport
 	var late Member
+	var err error
 	for r := uint64(0); r < rounds; r++ {
 		switch r {
 		case 5:

@@ -53,15 +53,18 @@ var errForkLost = errors.New("node: manifest's branch loses the fork choice")
 
 // chainLink is one applied manifest, as the fork choice sees it.
 type chainLink struct {
-	cid   string
-	prev  string // "" for the first manifest of the network
-	round uint64
-	rank  int // signer's validator rank
+	cid          string
+	prev         string // "" for the first manifest of the network
+	round        uint64
+	rank         int // signer's validator rank
+	base, result Hash
 }
 
-func (n *Node) link(mm *manifestMsg) chainLink {
-	return chainLink{cid: mm.cid.String(), prev: mm.m.Prev, round: mm.m.Round, rank: n.gen.ValidatorRank(mm.sender)}
+func linkOf(mm *manifestMsg, g *Genesis) chainLink {
+	return chainLink{cid: mm.cid.String(), prev: mm.m.Prev, round: mm.m.Round, rank: g.ValidatorRank(mm.sender), base: mm.m.Base, result: mm.m.Result}
 }
+
+func (n *Node) link(mm *manifestMsg) chainLink { return linkOf(mm, n.gen) }
 
 // chainView is the tail of the chain a node applied, oldest first. root is
 // the manifest links[0] builds on ("" for the genesis state); with no links,
@@ -212,7 +215,7 @@ func loadView(st *p2p.Store, g *Genesis, last cid.Cid) chainView {
 		if err != nil || (len(rev) > 0 && mm.m.Round >= rev[len(rev)-1].round) {
 			break
 		}
-		rev = append(rev, chainLink{cid: c.String(), prev: mm.m.Prev, round: mm.m.Round, rank: g.ValidatorRank(mm.sender)})
+		rev = append(rev, linkOf(mm, g))
 		v.root = mm.m.Prev
 		if mm.m.Prev == "" {
 			break

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/trinity-net/trinity/node"
+	"github.com/trinity-net/trinity/p2p"
 )
 
 func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
@@ -115,6 +116,7 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 func printPhases(env *cliEnv, tn *node.Testnet, last node.RoundReport) {
 	sum := map[string]node.PhaseStat{}
 	var in, out, pin, pout int64
+	var tr p2p.Traffic
 	for _, m := range tn.Members() {
 		if m.Node == nil {
 			continue
@@ -130,6 +132,9 @@ func printPhases(env *cliEnv, tn *node.Testnet, last node.RoundReport) {
 		out += s.BytesOut
 		pin += s.PayloadIn
 		pout += s.PayloadOut
+		tr.GossipIn += s.Traffic.GossipIn
+		tr.BlobIn += s.Traffic.BlobIn
+		tr.DHTIn += s.Traffic.DHTIn
 	}
 	names := make([]string, 0, len(sum))
 	for p := range sum {
@@ -142,7 +147,8 @@ func printPhases(env *cliEnv, tn *node.Testnet, last node.RoundReport) {
 			fmt.Fprintf(env.stdout, "  %-10s %8.1f ms  (%d times)\n", p, 1000*st.Seconds/float64(st.Count), st.Count)
 		}
 	}
-	fmt.Fprintf(env.stdout, "libp2p bytes: %s in, %s out over all peers (payloads: %s in, %s out)\n", human(in), human(out), human(pin), human(pout))
+	fmt.Fprintf(env.stdout, "libp2p bytes: %s in, %s out over all peers; received: gossip %s, blobs %s, DHT %s, other %s (payloads: %s in, %s out)\n",
+		human(in), human(out), human(tr.GossipIn), human(tr.BlobIn), human(tr.DHTIn), human(in-tr.GossipIn-tr.BlobIn-tr.DHTIn), human(pin), human(pout))
 	if !math.IsNaN(float64(last.ValLoss)) {
 		fmt.Fprintf(env.stdout, "final validation loss %.4f, state %s\n", last.ValLoss, last.Hash.Short())
 	}
