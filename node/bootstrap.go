@@ -75,7 +75,9 @@ func (b *Bootstrap) P2P() *p2p.Node { return b.p2p }
 
 // Status reports the bootstrap node's peers.
 func (b *Bootstrap) Status() Status {
-	return Status{Network: b.netID.String(), Peer: b.p2p.ID().String(), Role: "bootstrap", Peers: len(b.p2p.Peers())}
+	tr := b.p2p.Traffic()
+	return Status{Network: b.netID.String(), Peer: b.p2p.ID().String(), Role: "bootstrap", Peers: len(b.p2p.Peers()),
+		Traffic: tr, BytesIn: tr.In, BytesOut: tr.Out}
 }
 
 // Close stops the node.
