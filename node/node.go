@@ -262,7 +262,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		// A peer that died but still looks connected costs one HeaderTimeout
 		// before the next provider is asked; a fraction of a round keeps a
 		// vanished contributor from stalling everyone's apply phase.
-		HeaderTimeout: min(10*time.Second, max(2*time.Second, g.Params.RoundLength()/4))}
+		HeaderTimeout: min(10*time.Second, max(2*time.Second, g.Params.RoundLength()/4)),
+		// Every peer fetches every contribution; each one providing each on
+		// the DHT made the DHT most of the traffic (N=16: two thirds). The
+		// contributor provides its blob, the signer is always asked, and
+		// manifests and checkpoints are provided by every peer that stores
+		// them (Put).
+		DisableProvideFetched: true}
 	if pc.Bootstrap == nil {
 		pc.Bootstrap = g.Bootstrap
 	}
