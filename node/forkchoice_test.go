@@ -1,9 +1,14 @@
 package node
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/trinity-net/trinity/p2p"
 )
 
 // chainOf builds a view from links given as (cid, round, rank), each built
@@ -117,5 +122,53 @@ func TestChainViewAttach(t *testing.T) {
 	}
 	if len(v.links) != maxChainView || v.root != v.links[0].prev {
 		t.Errorf("bounded view: %d links, root %q, first builds on %q", len(v.links), v.root, v.links[0].prev)
+	}
+}
+
+// TestLoadView rebuilds the applied chain from signed manifests in a blob
+// store, as a restarted node does, and stops where a link is missing.
+func TestLoadView(t *testing.T) {
+	g := validGenesis(t)
+	id, _ := g.ID()
+	k, _, _ := crypto.GenerateEd25519Key(bytes.NewReader(bytes.Repeat([]byte{1}, 64)))
+	st, err := p2p.OpenStore(t.TempDir(), 1<<20, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cids []cid.Cid
+	prev := ""
+	for r := uint64(0); r < 4; r++ {
+		b, err := encodeMsg(&Manifest{V: WireVersion, Round: r, Prev: prev, Contributions: []Contribution{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := &p2p.Envelope{Version: p2p.EnvelopeVersion, Network: id, Topic: p2p.TopicManifest, Round: r, Timestamp: 1, Payload: b}
+		if err := env.Sign(k); err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := env.MarshalBinary()
+		c, err := st.Put(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cids = append(cids, c)
+		prev = c.String()
+	}
+	v := loadView(st, g, cids[3])
+	if len(v.links) != 4 || v.root != "" || v.links[3].cid != cids[3].String() || v.links[0].round != 0 {
+		t.Fatalf("full chain: root %q, %d links", v.root, len(v.links))
+	}
+	if v.classify(chainLink{cid: "next", prev: cids[3].String(), round: 4}) != extendsHead {
+		t.Errorf("the next manifest does not extend the rebuilt head")
+	}
+	if err := st.Delete(cids[1]); err != nil {
+		t.Fatal(err)
+	}
+	v = loadView(st, g, cids[3])
+	if len(v.links) != 2 || v.root != cids[1].String() {
+		t.Errorf("chain with round 1 missing: root %q, %d links; want root %s, 2 links", v.root, len(v.links), cids[1])
+	}
+	if v = loadView(st, g, cid.Undef); len(v.links) != 0 || v.root != "" {
+		t.Errorf("no manifest applied: root %q, %d links", v.root, len(v.links))
 	}
 }
