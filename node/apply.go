@@ -77,7 +77,10 @@ func (n *Node) onManifest(ctx context.Context, mm *manifestMsg) {
 		return
 	}
 	n.seenCID[mm.cid] = r
-	if n.view.classify(n.link(mm)) == losesFork {
+	switch n.view.classify(n.link(mm)) {
+	case alreadyHeld:
+		return // applied by a catch-up before it came by gossip
+	case losesFork:
 		n.reject(mm, errForkLost)
 		return
 	}
@@ -97,17 +100,19 @@ func (n *Node) processPending(ctx context.Context) {
 	rounds := slices.Sorted(maps.Keys(n.pending))
 	for _, r := range rounds {
 		cands := n.pending[r]
+		delete(n.pending, r)
 		n.sortCandidates(cands)
 		for i, mm := range cands {
 			v := n.view.classify(n.link(mm))
-			if v == losesFork {
+			switch v {
+			case alreadyHeld:
+				continue
+			case losesFork:
 				n.reject(mm, errForkLost)
 				continue
 			}
 			if rest := cands[i+1:]; len(rest) > 0 {
 				n.pending[r] = slices.Clone(rest)
-			} else {
-				delete(n.pending, r)
 			}
 			if v == extendsHead && mm.m.Base == n.hash {
 				n.startReplay(ctx, "apply", mm)
@@ -117,7 +122,6 @@ func (n *Node) processPending(ctx context.Context) {
 			n.startReplay(ctx, "catch-up", mm)
 			return
 		}
-		delete(n.pending, r)
 	}
 }
 

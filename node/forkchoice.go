@@ -124,7 +124,8 @@ const (
 	extendsHead verdict = iota // its parent is our head
 	unknownFork                // its parent is not in our view: walk its chain
 	winsFork                   // it forks from our chain and wins
-	losesFork                  // it forks from our chain and loses, or we hold it
+	losesFork                  // it forks from our chain and loses
+	alreadyHeld                // it is in our chain
 )
 
 // classify judges l by its parent alone.
@@ -140,7 +141,7 @@ func (v *chainView) classify(l chainLink) verdict {
 	case pos == v.headPos():
 		return extendsHead
 	case v.links[pos+1].cid == l.cid:
-		return losesFork // already applied
+		return alreadyHeld
 	case pos >= 0 && l.round <= v.links[pos].round:
 		return losesFork // a chain must go forward
 	case beats(1, l, v.headPos()-pos, v.links[pos+1]):

@@ -43,7 +43,7 @@ func TestForkChoiceClassify(t *testing.T) {
 		{"lower rank sibling of the head", chainLink{cid: "M5", prev: "F4", round: 5, rank: 0}, winsFork},
 		{"higher rank sibling of the head", chainLink{cid: "G5", prev: "F4", round: 5, rank: 2}, losesFork},
 		{"lower rank sibling of a buried round", chainLink{cid: "M4", prev: "F3", round: 4, rank: 0}, losesFork},
-		{"a manifest we applied", chainLink{cid: "F4", prev: "F3", round: 4, rank: 1}, losesFork},
+		{"a manifest we applied", chainLink{cid: "F4", prev: "F3", round: 4, rank: 1}, alreadyHeld},
 		{"a chain going backwards", chainLink{cid: "X", prev: "F4", round: 4, rank: 0}, losesFork},
 		{"unknown parent", chainLink{cid: "F7", prev: "F6", round: 7, rank: 1}, unknownFork},
 		{"unknown parent, older than the view", chainLink{cid: "Z1", prev: "Z0", round: 1, rank: 0}, losesFork},
