@@ -29,6 +29,9 @@ type TestnetConfig struct {
 	Logger      *slog.Logger  // default: discard
 	NetworkName string        // default "testnet"
 	ListenAddrs []string      // of every peer; default TCP and QUIC on 127.0.0.1
+	// MemberOptions, if set, gives extra options for the member of that
+	// name ("validator-0", "trainer-2", ...), e.g. WithLazyTraining.
+	MemberOptions func(name string) []Option
 }
 
 // Testnet is a bootstrap node, validators and trainers in one process, each
@@ -199,6 +202,9 @@ func (t *Testnet) start(m *member) error {
 		WithObserver(t.observe)}
 	if m.key != nil {
 		opts = append(opts, WithIdentity(m.key))
+	}
+	if t.cfg.MemberOptions != nil {
+		opts = append(opts, t.cfg.MemberOptions(m.name)...)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()

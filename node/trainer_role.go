@@ -22,9 +22,13 @@ type trainerRole struct {
 	d       []float32
 	tried   map[uint64]bool // rounds attempted (trained or given up)
 	lastDur time.Duration   // how long the last round's work took
+
+	replay   *trainerReplay // nil: the network does not use replay
+	lazy     bool           // replay_lazy.go
+	lastLoss float32
 }
 
-func newTrainerRole(n *Node) (*trainerRole, error) {
+func newTrainerRole(n *Node, lazy bool) (*trainerRole, error) {
 	hp := n.gen.Params
 	t, err := NewTrainer(n.eng, n.ds, TrainConfig{Model: n.gen.Model, Seed: n.gen.WeightSeed, Batch: hp.Batch,
 		SeqLen: hp.SeqLen, PageSize: hp.PageSize, AdamW: hp.AdamW, EvalBatches: hp.EvalBatches})
@@ -35,7 +39,7 @@ func newTrainerRole(n *Node) (*trainerRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &trainerRole{n: n, t: t, slc: slc, comp: n.ch.NewCompressed(), d: make([]float32, n.ch.NumParams), tried: map[uint64]bool{}}
+	tr := &trainerRole{n: n, t: t, slc: slc, comp: n.ch.NewCompressed(), d: make([]float32, n.ch.NumParams), tried: map[uint64]bool{}, lazy: lazy}
 	st := trainerState{EF: slc.ErrorBuffer(), M: t.Opt.M, V: t.Opt.V}
 	ok, err := loadTrainerState(n.cfg.DataDir, &st)
 	if err != nil {
@@ -48,6 +52,9 @@ func newTrainerRole(n *Node) (*trainerRole, error) {
 		t.Opt.Step = st.AdamSt
 		tr.tried[st.Round] = true // that round's blob is out (or lost); do not redo it
 	}
+	if tr.replay, err = newTrainerReplay(tr, st.Round, ok && err == nil); err != nil {
+		return nil, err
+	}
 	return tr, nil
 }
 
@@ -58,6 +65,9 @@ func (tr *trainerRole) tick(ctx context.Context, now time.Time, r uint64) time.T
 	start, deadline := c.RoundStart(r), c.AnnounceBy(r)
 	if now.Before(c.Start) {
 		return c.Start
+	}
+	if tr.replay.respond(ctx, r) {
+		return deadline
 	}
 	if tr.tried[r] {
 		return c.RoundStart(r + 1)
@@ -100,6 +110,9 @@ func (tr *trainerRole) tick(ctx context.Context, now time.Time, r uint64) time.T
 		defer cancel()
 		t0 := time.Now()
 		a, err := tr.trainRound(jctx, r, base)
+		if err != nil {
+			tr.replay.abandon()
+		}
 		dur := time.Since(t0)
 		return func() {
 			tr.lastDur = dur
@@ -130,6 +143,9 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 	if err != nil {
 		return nil, fmt.Errorf("node: round %d batches: %w", r, err)
 	}
+	if err := tr.replay.begin(r); err != nil {
+		return nil, err
+	}
 	t0 := time.Now()
 	in := make([]int32, hp.Batch*hp.SeqLen)
 	tgt := make([]int32, len(in))
@@ -141,7 +157,7 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 		if err := b.Fill(i, in, tgt); err != nil {
 			return nil, err
 		}
-		loss, err := tr.t.StepBatch(in, tgt)
+		loss, err := tr.innerStep(i, in, tgt)
 		if err != nil {
 			return nil, err
 		}
@@ -166,6 +182,9 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 	if err != nil {
 		return nil, err
 	}
+	if err := tr.replay.commitRound(); err != nil {
+		return nil, err
+	}
 	n.metrics.observe(phaseCompress, time.Since(t0))
 
 	t0 = time.Now()
@@ -177,14 +196,19 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 	if err != nil {
 		return nil, fmt.Errorf("node: storing blob: %w", err)
 	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("node: round %d: announcement deadline passed while storing (train+compress done %v after the round start)", r, t0.Sub(n.clock.RoundStart(r)).Round(time.Millisecond))
+	}
+	// The point of no return: from here the round is announced, and its
+	// state is what the trainer carries.
 	st := trainerState{Round: r, EF: tr.slc.ErrorBuffer(), M: tr.t.Opt.M, V: tr.t.Opt.V, AdamSt: tr.t.Opt.Step}
 	if err := saveTrainerState(n.cfg.DataDir, st); err != nil {
 		return nil, err
 	}
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("node: round %d: announcement deadline passed while storing (train+compress done %v after the round start)", r, t0.Sub(n.clock.RoundStart(r)).Round(time.Millisecond))
-	}
 	a := &Announcement{V: WireVersion, Round: r, Base: base, CID: c.String(), Size: int64(len(blob)), Loss: loss}
+	if err := tr.replay.announce(a); err != nil {
+		return nil, err
+	}
 	n.publish(context.WithoutCancel(ctx), p2p.TopicGradient, r, a)
 	n.provideLater(ctx, blob, r)
 	n.metrics.bytesOut.Add(int64(len(blob))) // served at least once, to the validator
