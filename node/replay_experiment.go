@@ -58,7 +58,7 @@ type ReplayExperimentResult struct {
 	Rounds   []map[peer.ID]*ReplayTrainerRound
 	// CaughtRound is the first round of the lazy trainer whose challenge
 	// failed (-1: never); FirstExcluded the first round it was kept out.
-	CaughtRound, FirstExcluded int
+	CaughtRound, FirstExcluded       int
 	HonestChallenges, HonestFailures int
 	LazyChallenges, LazyFailures     int
 	ExcludedRounds                   int // rounds the lazy trainer was kept out

@@ -71,8 +71,8 @@ type openChallenge struct {
 type challengeStage int
 
 const (
-	stageWaiting  challengeStage = iota // for the trainer's response message
-	stageAnnounced                      // response named, not fetched yet
+	stageWaiting   challengeStage = iota // for the trainer's response message
+	stageAnnounced                       // response named, not fetched yet
 	stageFetching
 	stageFetched
 	stageChecking
