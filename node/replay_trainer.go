@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -39,11 +40,23 @@ type trainerReplay struct {
 	hasCarry   bool
 	m, v, ef   []float32 // pre-round snapshot
 	step       int
+	round      uint64            // the round being trained
 	commit     replay.Commitment // of the round being trained, once committed
+
+	hooks atomic.Pointer[replayHooks] // tests: hostile or failing trainers
 
 	pending []pendingChallenge   // accepted, not yet answered (loop)
 	seen    map[respKey]bool     // (round, validator) challenges accepted
 	served  map[uint64][]cid.Cid // response blobs per round, deleted after the window
+}
+
+// replayHooks let tests make a trainer hostile: tamper rewrites a response
+// (returning the bytes to serve, the size to announce, and whether to answer
+// at all); abandon makes the round fail after its steps, before the
+// announcement.
+type replayHooks struct {
+	tamper  func(round uint64, step int, resp []byte) (out []byte, size int64, send bool)
+	abandon func(round uint64) bool
 }
 
 // pendingChallenge is one step a validator asked for.
@@ -87,6 +100,7 @@ func (x *trainerReplay) begin(r uint64) error {
 		return nil
 	}
 	t := x.tr.t
+	x.round = r
 	copy(x.m, t.Opt.M)
 	copy(x.v, t.Opt.V)
 	copy(x.ef, x.tr.slc.ErrorBuffer())
@@ -117,6 +131,9 @@ func (x *trainerReplay) commitRound() error {
 		return fmt.Errorf("node: replay: %w", err)
 	}
 	x.commit = c
+	if h := x.hooks.Load(); h != nil && h.abandon != nil && h.abandon(x.round) {
+		return fmt.Errorf("node: replay: round abandoned by a test hook")
+	}
 	return nil
 }
 
@@ -206,12 +223,19 @@ func (x *trainerReplay) respond(ctx context.Context, r uint64) bool {
 				n.log.Warn("replay: cannot answer a challenge", "round", pc.ch.Round, "step", pc.ch.Step, "validator", pc.validator, "err", err)
 				continue
 			}
+			size := int64(len(b))
+			if h := x.hooks.Load(); h != nil && h.tamper != nil {
+				var send bool
+				if b, size, send = h.tamper(pc.ch.Round, pc.ch.Step, b); !send {
+					continue
+				}
+			}
 			c, err := n.p2p.Store().Put(b, p2p.WithRound(pc.ch.Round))
 			if err != nil {
 				n.log.Warn("replay: storing a response", "round", pc.ch.Round, "err", err)
 				continue
 			}
-			msg := &ReplayResponse{V: WireVersion, Round: pc.ch.Round, Validator: pc.validator.String(), Step: pc.ch.Step, CID: c.String(), Size: int64(len(b))}
+			msg := &ReplayResponse{V: WireVersion, Round: pc.ch.Round, Validator: pc.validator.String(), Step: pc.ch.Step, CID: c.String(), Size: size}
 			n.publish(ctx, TopicReplayResponse, pc.ch.Round, msg)
 			n.metrics.observe(phaseReplayRespond, time.Since(t0))
 			out = append(out, servedResponse{round: pc.ch.Round, cid: c})

@@ -60,12 +60,14 @@ type validatorReplay struct {
 
 // openChallenge is one challenged step on its way to a verdict.
 type openChallenge struct {
-	ch    replay.Challenge
-	blob  []byte    // the trainer's contribution
-	due   time.Time // its response must be announced by then
-	resp  *ReplayResponse
-	data  []byte // the fetched response
-	stage challengeStage
+	ch       replay.Challenge
+	blob     []byte           // the trainer's contribution
+	due      time.Time        // its response must be announced by then
+	msg      *ReplayChallenge // shared by the steps of one trainer's challenge
+	repeated bool             // msg was published a second time
+	resp     *ReplayResponse
+	data     []byte // the fetched response
+	stage    challengeStage
 }
 
 type challengeStage int
@@ -252,7 +254,7 @@ func (x *validatorReplay) onManifest(ctx context.Context, mm *manifestMsg) {
 		msg := &ReplayChallenge{V: WireVersion, Round: r, Trainer: p.String(), Beacon: beacon}
 		for _, ch := range chs {
 			ch.Prev = prev
-			x.open = append(x.open, &openChallenge{ch: ch, blob: blob, due: due})
+			x.open = append(x.open, &openChallenge{ch: ch, blob: blob, due: due, msg: msg})
 			msg.Steps = append(msg.Steps, ch.Step)
 			x.note(ReplayRecord{Kind: "challenge", Round: r, Trainer: p, Step: ch.Step})
 		}
@@ -332,9 +334,17 @@ func (x *validatorReplay) tick(ctx context.Context, now time.Time, r uint64) tim
 	n := x.n
 	wake := n.clock.RoundStart(r + 1)
 	var fetched, next *openChallenge
+	again := map[*ReplayChallenge]bool{}
 	for _, oc := range x.open {
 		switch oc.stage {
 		case stageWaiting:
+			// Gossip is not stored: a trainer that was restarting when the
+			// challenge went out hears it again early in the next round.
+			if at := n.clock.RoundStart(oc.ch.Round + 1).Add(n.clock.Length / 5); !now.Before(at) && !oc.repeated {
+				again[oc.msg] = true
+			} else if at.After(now) && at.Before(wake) {
+				wake = at
+			}
 			if now.After(oc.due) {
 				x.fail(oc, replay.NoResponse(oc.ch, fmt.Errorf("no response by %v", oc.due.Format(time.TimeOnly))))
 			} else if oc.due.Before(wake) {
@@ -349,6 +359,14 @@ func (x *validatorReplay) tick(ctx context.Context, now time.Time, r uint64) tim
 				fetched = oc
 			}
 		}
+	}
+	for _, oc := range x.open {
+		if again[oc.msg] {
+			oc.repeated = true
+		}
+	}
+	for m := range again {
+		n.spawn(func() { n.publish(ctx, TopicReplayChallenge, m.Round, m) })
 	}
 	if next != nil && !x.fetching && fetched == nil {
 		x.fetch(ctx, next)
