@@ -65,7 +65,14 @@ type ReplayExperimentResult struct {
 	CheckTime                        time.Duration
 	CheckBytes                       int
 	Checks                           int
-	Wall                             time.Duration
+	// The honest trainers' mean time per round (inner steps with
+	// recording, compression, commitment) and blob size, and their mean
+	// time per answered challenge: the cost the checks compare against.
+	TrainerRound time.Duration
+	BlobBytes    int64
+	RespondTime  time.Duration
+	GauntletTime time.Duration // the validator's mean time per scored blob
+	Wall         time.Duration
 }
 
 // RunReplayExperiment runs the experiment, printing a table per round to w.
@@ -106,9 +113,14 @@ func RunReplayExperiment(ctx context.Context, cfg ReplayExperimentConfig, w io.W
 	L := tn.Genesis.Params.RoundLength()
 	// One round more than reported: the last round's challenges are
 	// answered and checked during the next.
+	var blobSum, blobN int64
 	for r := uint64(0); r <= uint64(cfg.Rounds); r++ {
-		if _, err := tn.WaitRound(ctx, r, 4*L+20*time.Second); err != nil {
+		rep, err := tn.WaitRound(ctx, r, 4*L+20*time.Second)
+		if err != nil {
 			return nil, err
+		}
+		if rep.BlobBytes > 0 {
+			blobSum, blobN = blobSum+rep.BlobBytes, blobN+1
 		}
 	}
 	res := &ReplayExperimentResult{CaughtRound: -1, FirstExcluded: -1}
@@ -171,6 +183,36 @@ func RunReplayExperiment(ctx context.Context, cfg ReplayExperimentConfig, w io.W
 		}
 	}
 	res.Wall = time.Since(t0)
+	if blobN > 0 {
+		res.BlobBytes = blobSum / blobN
+	}
+	mean := func(ps map[string]PhaseStat, names ...string) time.Duration {
+		var sec float64
+		var cnt int64
+		for i, name := range names {
+			sec += ps[name].Seconds
+			if i == 0 {
+				cnt = ps[name].Count
+			}
+		}
+		if cnt == 0 {
+			return 0
+		}
+		return time.Duration(sec / float64(cnt) * float64(time.Second))
+	}
+	var honestRound, honestResp time.Duration
+	for _, m := range ms[cfg.Validators : len(ms)-1] {
+		if m.Node == nil {
+			continue
+		}
+		ps := m.Node.metrics.phases()
+		honestRound += mean(ps, phaseTrain, phaseCompress) / time.Duration(cfg.Honest)
+		honestResp += mean(ps, phaseReplayRespond) / time.Duration(cfg.Honest)
+	}
+	res.TrainerRound, res.RespondTime = honestRound, honestResp
+	if v := ms[0].Node; v != nil {
+		res.GauntletTime = mean(v.metrics.phases(), phaseValidate)
+	}
 	for r, rows := range res.Rounds {
 		for p, row := range rows {
 			if p == lazy {
@@ -251,7 +293,13 @@ func (res *ReplayExperimentResult) print(w io.Writer) {
 		res.CaughtRound, res.LazyChallenges, res.LazyFailures, res.FirstExcluded, res.ExcludedRounds, len(res.Rounds))
 	fmt.Fprintf(w, "honest trainers: %d challenges, %d failed (false positives)\n", res.HonestChallenges, res.HonestFailures)
 	if res.Checks > 0 {
-		fmt.Fprintf(w, "validator: %d checks, mean %v and %d bytes per check\n", res.Checks, (res.CheckTime / time.Duration(res.Checks)).Round(time.Millisecond), res.CheckBytes/res.Checks)
+		ct := res.CheckTime / time.Duration(res.Checks)
+		fmt.Fprintf(w, "validator: %d checks, mean %v and %d bytes per check (gauntlet: %v per blob)\n", res.Checks, ct.Round(time.Millisecond), res.CheckBytes/res.Checks, res.GauntletTime.Round(time.Millisecond))
+		fmt.Fprintf(w, "honest trainer: %v per round (H steps with recording, compression, commitment), %d-byte blob, %v per answered challenge\n",
+			res.TrainerRound.Round(time.Millisecond), res.BlobBytes, res.RespondTime.Round(time.Millisecond))
+		if res.TrainerRound > 0 {
+			fmt.Fprintf(w, "check / trainer round: time %.2f, bytes %.0fx the blob\n", float64(ct)/float64(res.TrainerRound), float64(res.CheckBytes/res.Checks)/float64(max(res.BlobBytes, 1)))
+		}
 	}
 	fmt.Fprintf(w, "wall time %v\n", res.Wall.Round(time.Second))
 }

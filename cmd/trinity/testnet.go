@@ -27,8 +27,12 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	dir := fs.String("dir", "", "data directories of the peers (default: a temporary directory, removed at the end)")
 	status := fs.String("status", "", "serve the validator's /status and /metrics on this address")
 	verbose := fs.Bool("v", false, "log every node's events to stderr")
+	replayOn := fs.Bool("replay", false, "proof of training work: validators replay sampled inner steps (default policy)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *replayOn {
+		tpl.Params.Replay = node.DefaultReplayParams()
 	}
 	if *trainers < 1 || *validators < 1 || *rounds < 0 {
 		return fmt.Errorf("--trainers and --validators must be >= 1 and --rounds >= 0")
