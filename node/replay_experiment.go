@@ -48,6 +48,7 @@ type ReplayTrainerRound struct {
 	InManifest bool
 	Challenged int    // steps challenged (all validators)
 	Passed     int    // challenges passed
+	Fails      int    // challenges failed
 	Failed     string // reason of a failed challenge, "" if none
 }
 
@@ -167,6 +168,7 @@ func RunReplayExperiment(ctx context.Context, cfg ReplayExperimentConfig, w io.W
 				res.CheckBytes += rec.Bytes
 			case "fail":
 				row.Failed = rec.Reason
+				row.Fails++
 				if rec.Took > 0 {
 					res.Checks++
 					res.CheckTime += rec.Took
@@ -217,8 +219,8 @@ func RunReplayExperiment(ctx context.Context, cfg ReplayExperimentConfig, w io.W
 		for p, row := range rows {
 			if p == lazy {
 				res.LazyChallenges += row.Challenged
+				res.LazyFailures += row.Fails
 				if row.Failed != "" {
-					res.LazyFailures++
 					if res.CaughtRound < 0 {
 						res.CaughtRound = r
 					}
@@ -231,9 +233,7 @@ func RunReplayExperiment(ctx context.Context, cfg ReplayExperimentConfig, w io.W
 				}
 			} else {
 				res.HonestChallenges += row.Challenged
-				if row.Failed != "" {
-					res.HonestFailures++
-				}
+				res.HonestFailures += row.Fails
 			}
 		}
 	}
