@@ -241,7 +241,8 @@ func RunReplayExperiment(ctx context.Context, cfg ReplayExperimentConfig, w io.W
 	return res, nil
 }
 
-// contributions reads the manifests the lead validator stored as blobs.
+// contributions reads the manifests the lead validator stored as blobs:
+// the rounds in whose manifest each trainer is.
 func contributions(tn *Testnet) map[peer.ID][]uint64 {
 	v := tn.Members()[0].Node
 	out := map[peer.ID][]uint64{}

@@ -66,12 +66,7 @@ func TestReplayHostileResponses(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	g := ReplayExperimentGenesis()
-	g.Params.Replay.Rate = 1
-	if raceEnabled {
-		g.Params.RoundMillis = 8000
-		g.Params.InnerSteps = 4
-	}
+	g := replayTestGenesis()
 	tn, err := NewTestnet(ctx, TestnetConfig{Dir: t.TempDir(), Trainers: 3, Model: g, Logger: testLogger(), StartDelay: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)

@@ -86,46 +86,38 @@ func (n *Node) replayChecks(checks map[p2p.Topic]func(env *p2p.Envelope) error) 
 	if n.gen.Params.Replay == nil {
 		return
 	}
-	fromValidator := func(env *p2p.Envelope) error {
-		if n.gen.ValidatorRank(env.Sender) < 0 {
-			return fmt.Errorf("node: %s is not a genesis validator", env.Sender)
-		}
-		return nil
-	}
-	sameRound := func(env *p2p.Envelope, r uint64, err error) error {
-		if err == nil && r != env.Round {
-			err = fmt.Errorf("node: payload of round %d in an envelope of round %d", r, env.Round)
-		}
-		return err
-	}
-	checks[TopicReplayChallenge] = func(env *p2p.Envelope) error {
-		if err := fromValidator(env); err != nil {
+	for t, c := range map[p2p.Topic]struct {
+		validatorOnly bool
+		round         func([]byte) (uint64, error)
+	}{
+		TopicReplayChallenge: {true, func(b []byte) (uint64, error) { m, err := DecodeReplayChallenge(b); return roundOf(m, err) }},
+		TopicReplayResponse:  {false, func(b []byte) (uint64, error) { m, err := DecodeReplayResponse(b); return roundOf(m, err) }},
+		TopicReplayVerdict:   {true, func(b []byte) (uint64, error) { m, err := DecodeReplayVerdict(b); return roundOf(m, err) }},
+	} {
+		checks[t] = func(env *p2p.Envelope) error {
+			if c.validatorOnly && n.gen.ValidatorRank(env.Sender) < 0 {
+				return fmt.Errorf("node: %s is not a genesis validator", env.Sender)
+			}
+			r, err := c.round(env.Payload)
+			if err == nil && r != env.Round {
+				err = fmt.Errorf("node: payload of round %d in an envelope of round %d", r, env.Round)
+			}
 			return err
 		}
-		c, err := DecodeReplayChallenge(env.Payload)
-		if err != nil {
-			return err
-		}
-		return sameRound(env, c.Round, nil)
-	}
-	checks[TopicReplayResponse] = func(env *p2p.Envelope) error {
-		m, err := DecodeReplayResponse(env.Payload)
-		if err != nil {
-			return err
-		}
-		return sameRound(env, m.Round, nil)
-	}
-	checks[TopicReplayVerdict] = func(env *p2p.Envelope) error {
-		if err := fromValidator(env); err != nil {
-			return err
-		}
-		m, err := DecodeReplayVerdict(env.Payload)
-		if err != nil {
-			return err
-		}
-		return sameRound(env, m.Round, nil)
 	}
 }
+
+// roundOf is the round of a decoded replay payload.
+func roundOf[M interface{ round() uint64 }](m M, err error) (uint64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return m.round(), nil
+}
+
+func (m *ReplayChallenge) round() uint64 { return m.Round }
+func (m *ReplayResponse) round() uint64  { return m.Round }
+func (m *ReplayVerdict) round() uint64   { return m.Round }
 
 // readReplay hands a replay payload to the role it concerns (gossip reader
 // goroutine; the role runs on the loop).

@@ -17,12 +17,7 @@ func TestReplayCatchesLazyTrainer(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	g := ReplayExperimentGenesis()
-	g.Params.Replay.Rate = 1
-	if raceEnabled {
-		g.Params.RoundMillis = 8000
-		g.Params.InnerSteps = 4
-	}
+	g := replayTestGenesis()
 	var out bytes.Buffer
 	res, err := RunReplayExperiment(ctx, ReplayExperimentConfig{Dir: t.TempDir(), Honest: 2, Rounds: 7, Genesis: &g, Logger: testLogger()}, &out)
 	t.Log("\n" + out.String())
@@ -51,4 +46,16 @@ func TestReplayCatchesLazyTrainer(t *testing.T) {
 	if res.ExcludedRounds == 0 {
 		t.Errorf("the lazy trainer was never excluded")
 	}
+}
+
+// replayTestGenesis is the replay experiment's network with every trainer
+// challenged every round (longer rounds under the race detector).
+func replayTestGenesis() Genesis {
+	g := ReplayExperimentGenesis()
+	g.Params.Replay.Rate = 1
+	if raceEnabled {
+		g.Params.RoundMillis = 8000
+		g.Params.InnerSteps = 4
+	}
+	return g
 }
