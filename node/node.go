@@ -35,12 +35,13 @@ const (
 type Config struct {
 	Genesis     *Genesis
 	Role        Role
-	DataDir     string   // identity, state, blobs, scores
-	ListenAddrs []string // default: TCP and QUIC on port 4001
-	Bootstrap   []string // default: the genesis's
-	MDNS        bool     // LAN discovery
-	Threads     int      // compute threads; 0: all cores
-	DataBaseDir string   // base of relative dataset paths; default "."
+	DataDir     string    // identity, state, blobs, scores
+	ListenAddrs []string  // default: TCP and QUIC on port 4001
+	Bootstrap   []string  // default: the genesis's
+	MDNS        bool      // LAN discovery
+	Threads     int       // compute threads; 0: all cores
+	DataBaseDir string    // base of relative dataset paths; default "."
+	Adversary   Adversary // a misbehaviour to play (tests and experiments); "" is honest
 }
 
 // Option configures what is not plain data.
@@ -53,7 +54,6 @@ type options struct {
 	eng     *tensor.Engine
 	p2pMod  func(*p2p.Config)
 	observe func(Event)
-	lazy    bool // trainer: lazy training (replay_lazy.go)
 }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -150,6 +150,7 @@ type Node struct {
 	lastCount  int
 	tr         *trainerRole
 	va         *validatorRole
+	adv        *adversary // nil: honest
 	val        *data.Batcher
 	lastGC     uint64
 	resumed    bool // state loaded from disk
@@ -269,9 +270,15 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, err
 	}
 	n.log = o.log.With("peer", n.p2p.ID().String(), "role", string(cfg.Role))
+	// Before the roles: they may depend on the mode (replay's recorder).
+	if cfg.Adversary != "" {
+		if n.adv, err = newAdversary(n, cfg.Adversary); err != nil {
+			return nil, err
+		}
+	}
 	switch cfg.Role {
 	case RoleTrainer:
-		if n.tr, err = newTrainerRole(n, o.lazy); err != nil {
+		if n.tr, err = newTrainerRole(n); err != nil {
 			return nil, err
 		}
 	case RoleValidator:
@@ -350,6 +357,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}()
 	}
 	n.log.Info("node running", "network", n.netID.Short(), "state", n.hash.Short(), "next_round", n.next)
+	n.adv.start(ctx)
 	if n.resumed {
 		n.emit(Event{Kind: EventResumed, Round: n.next, Hash: n.hash})
 	}
@@ -530,6 +538,7 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 			if err != nil {
 				continue
 			}
+			n.adv.saw(env.Sender, a)
 			n.post(ctx, func() {
 				if n.va != nil {
 					n.va.onAnnouncement(ctx, env.Sender, a)

@@ -12,8 +12,8 @@ import (
 )
 
 // ReplayExperimentConfig is the testnet experiment of issue 13: honest
-// trainers and one lazy trainer (half the steps at double the learning
-// rate) on a network with proof of training work.
+// trainers and one lazy trainer (AdversaryLazy: half the steps at double
+// the learning rate) on a network with proof of training work.
 type ReplayExperimentConfig struct {
 	Dir        string   // data directories (required)
 	Honest     int      // honest trainers (default 3)
@@ -94,16 +94,9 @@ func RunReplayExperiment(ctx context.Context, cfg ReplayExperimentConfig, w io.W
 	if g.Params.Replay == nil {
 		return nil, fmt.Errorf("node: replay experiment: the genesis has no params.replay")
 	}
-	lazyName := fmt.Sprintf("trainer-%d", cfg.Honest)
 	t0 := time.Now()
-	tn, err := NewTestnet(ctx, TestnetConfig{Dir: cfg.Dir, Trainers: cfg.Honest + 1, Validators: cfg.Validators, Model: g,
-		Logger: cfg.Logger, StartDelay: 3 * time.Second, NetworkName: "replay-experiment",
-		MemberOptions: func(name string) []Option {
-			if name == lazyName {
-				return []Option{WithLazyTraining()}
-			}
-			return nil
-		}})
+	tn, err := NewTestnet(ctx, TestnetConfig{Dir: cfg.Dir, Trainers: cfg.Honest, Validators: cfg.Validators, Model: g,
+		Logger: cfg.Logger, StartDelay: 3 * time.Second, NetworkName: "replay-experiment", Adversaries: []Adversary{AdversaryLazy}})
 	if err != nil {
 		return nil, err
 	}

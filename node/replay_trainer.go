@@ -41,7 +41,8 @@ type trainerReplay struct {
 	m, v, ef   []float32 // pre-round snapshot
 	step       int
 	round      uint64            // the round being trained
-	commit     replay.Commitment // of the round being trained, once committed
+	commit     replay.Commitment // of round committed, once committed
+	committed  uint64
 
 	hooks atomic.Pointer[replayHooks] // tests: hostile or failing trainers
 
@@ -77,7 +78,7 @@ func newTrainerReplay(tr *trainerRole, carryRound uint64, hasCarry bool) (*train
 		return nil, nil
 	}
 	every := 4
-	if tr.lazy {
+	if n.adv != nil && n.adv.kind == AdversaryLazy {
 		// A cheater that answers every challenge (from its faked states)
 		// rather than one whose recomputation disagrees with its own log.
 		every = 1
@@ -130,7 +131,7 @@ func (x *trainerReplay) commitRound() error {
 	if err != nil {
 		return fmt.Errorf("node: replay: %w", err)
 	}
-	x.commit = c
+	x.commit, x.committed = c, x.round
 	if h := x.hooks.Load(); h != nil && h.abandon != nil && h.abandon(x.round) {
 		return fmt.Errorf("node: replay: round abandoned by a test hook")
 	}
@@ -141,8 +142,8 @@ func (x *trainerReplay) commitRound() error {
 // round the carried one: called at the point of no return (the trainer
 // state is saved and a is about to be published). Train job.
 func (x *trainerReplay) announce(a *Announcement) error {
-	if x == nil {
-		return nil
+	if x == nil || x.commit.Steps == 0 || x.committed != a.Round {
+		return nil // a round not trained (a producing adversary): no commitment
 	}
 	s, err := encodeCommitment(x.commit)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/trinity-net/trinity/compute/data"
 	"github.com/trinity-net/trinity/optimizer"
 	"github.com/trinity-net/trinity/p2p"
 )
@@ -24,11 +23,10 @@ type trainerRole struct {
 	lastDur time.Duration   // how long the last round's work took
 
 	replay   *trainerReplay // nil: the network does not use replay
-	lazy     bool           // replay_lazy.go
 	lastLoss float32
 }
 
-func newTrainerRole(n *Node, lazy bool) (*trainerRole, error) {
+func newTrainerRole(n *Node) (*trainerRole, error) {
 	hp := n.gen.Params
 	t, err := NewTrainer(n.eng, n.ds, TrainConfig{Model: n.gen.Model, Seed: n.gen.WeightSeed, Batch: hp.Batch,
 		SeqLen: hp.SeqLen, PageSize: hp.PageSize, AdamW: hp.AdamW, EvalBatches: hp.EvalBatches})
@@ -39,7 +37,7 @@ func newTrainerRole(n *Node, lazy bool) (*trainerRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &trainerRole{n: n, t: t, slc: slc, comp: n.ch.NewCompressed(), d: make([]float32, n.ch.NumParams), tried: map[uint64]bool{}, lazy: lazy}
+	tr := &trainerRole{n: n, t: t, slc: slc, comp: n.ch.NewCompressed(), d: make([]float32, n.ch.NumParams), tried: map[uint64]bool{}}
 	st := trainerState{EF: slc.ErrorBuffer(), M: t.Opt.M, V: t.Opt.V}
 	ok, err := loadTrainerState(n.cfg.DataDir, &st)
 	if err != nil {
@@ -138,8 +136,16 @@ func (tr *trainerRole) tick(ctx context.Context, now time.Time, r uint64) time.T
 func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*Announcement, error) {
 	n := tr.n
 	hp := n.gen.Params
-	pages := data.AssignPages(n.gen.WeightSeed, n.p2p.ID().String(), r, n.numPages, hp.PagesPerRound)
-	b, err := data.NewBatcher(n.ds.Train, hp.PageSize, pages, hp.Batch, hp.SeqLen)
+	if n.adv.produces() {
+		blob, err := n.adv.produceBlob(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return tr.announceBlob(ctx, r, base, blob, 0)
+	}
+	// The derivation validators replay (replay.DataSpec): batch i of the
+	// peer's pages for the round at inner step i.
+	b, err := n.replaySpec().Data.RoundBatcher(n.p2p.ID().String(), r)
 	if err != nil {
 		return nil, fmt.Errorf("node: round %d batches: %w", r, err)
 	}
@@ -178,6 +184,7 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 	if err := tr.slc.Compress(r, tr.d, tr.comp); err != nil {
 		return nil, err
 	}
+	n.adv.rewriteCompressed(r, tr.comp)
 	blob, err := n.ch.Encode(nil, tr.comp)
 	if err != nil {
 		return nil, err
@@ -186,8 +193,14 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 		return nil, err
 	}
 	n.metrics.observe(phaseCompress, time.Since(t0))
+	return tr.announceBlob(ctx, r, base, n.adv.rewriteBlob(r, blob), loss)
+}
 
-	t0 = time.Now()
+// announceBlob stores the round's blob, records the trainer state and
+// announces the blob.
+func (tr *trainerRole) announceBlob(ctx context.Context, r uint64, base Hash, blob []byte, loss float32) (*Announcement, error) {
+	n := tr.n
+	t0 := time.Now()
 	// Store the blob before recording the error feedback: a crash between
 	// the two loses this round's contribution, never folds it in twice.
 	// Stored locally only: providing on the DHT can take seconds when
@@ -209,6 +222,7 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 	if err := tr.replay.announce(a); err != nil {
 		return nil, err
 	}
+	n.adv.rewriteAnnouncement(a)
 	n.publish(context.WithoutCancel(ctx), p2p.TopicGradient, r, a)
 	n.provideLater(ctx, blob, r)
 	n.metrics.bytesOut.Add(int64(len(blob))) // served at least once, to the validator

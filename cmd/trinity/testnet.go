@@ -28,11 +28,16 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	status := fs.String("status", "", "serve the validator's /status and /metrics on this address")
 	verbose := fs.Bool("v", false, "log every node's events to stderr")
 	replayOn := fs.Bool("replay", false, "proof of training work: validators replay sampled inner steps (default policy)")
+	advFlag := fs.String("adversaries", "", "extra peers playing adversaries, as MODE[:N],... (modes: "+adversaryNames()+")")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *replayOn {
 		tpl.Params.Replay = node.DefaultReplayParams()
+	}
+	advs, err := parseAdversaries(*advFlag)
+	if err != nil {
+		return err
 	}
 	if *trainers < 1 || *validators < 1 || *rounds < 0 {
 		return fmt.Errorf("--trainers and --validators must be >= 1 and --rounds >= 0")
@@ -49,7 +54,7 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	if *verbose {
 		log = env.log
 	}
-	tn, err := node.NewTestnet(ctx, node.TestnetConfig{Dir: *dir, Trainers: *trainers, Validators: *validators, Model: tpl, Logger: log, StartDelay: 3 * time.Second})
+	tn, err := node.NewTestnet(ctx, node.TestnetConfig{Dir: *dir, Trainers: *trainers, Validators: *validators, Model: tpl, Logger: log, StartDelay: 3 * time.Second, Adversaries: advs})
 	if err != nil {
 		return err
 	}
