@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -158,6 +159,48 @@ func TestReplayHostileResponses(t *testing.T) {
 	if len(tested) < len(hostileModes)-2 {
 		t.Errorf("only %d of %d hostile modes were exercised", len(tested), len(hostileModes))
 	}
+	// A trainer answers only the steps the beacon gives: a challenge naming
+	// others, or more of them, is refused; the right one is accepted.
+	trn, vid := ms[abandoner].Node, ms[0].Peer
+	type outcome struct {
+		bad, good []int
+		err       error
+	}
+	res := make(chan outcome, 1)
+	trn.post(ctx, func() {
+		x := trn.tr.replay
+		var o outcome
+		defer func() { res <- o }()
+		var r uint64
+		var cm replay.Commitment
+		for r = rounds; r > 0; r-- {
+			if c, err := x.rec.Committed(r); err == nil {
+				cm = c
+				break
+			}
+		}
+		beacon := Hash{byte(r), 1, 2, 3}
+		want, err := replay.Derive(beacon[:], r, vid.String(), trn.ID().String(), cm, replay.Policy{Rate: 1, Checks: 1})
+		if err != nil || cm.Steps == 0 {
+			o.err = fmt.Errorf("no committed round to challenge (%v)", err)
+			return
+		}
+		x.pending = nil
+		delete(x.seen, respKey{r, vid}) // its real challenge of that round was answered
+		j := want[0].Step
+		for _, steps := range [][]int{{(j + 1) % cm.Steps}, {j, j}} {
+			x.onChallenge(vid, &ReplayChallenge{V: WireVersion, Round: r, Trainer: trn.ID().String(), Beacon: beacon, Steps: steps})
+		}
+		o.bad = x.pendingSteps()
+		x.onChallenge(vid, &ReplayChallenge{V: WireVersion, Round: r, Trainer: trn.ID().String(), Beacon: beacon, Steps: []int{j}})
+		o.good = x.pendingSteps()
+	})
+	if o := <-res; o.err != nil {
+		t.Error(o.err)
+	} else if len(o.bad) != 0 || len(o.good) != 1 {
+		t.Errorf("bogus challenges left %v pending (want none), the right one %v (want one step)", o.bad, o.good)
+	}
+
 	// The validator keeps no response blob (bounded disk).
 	for _, info := range ms[0].Node.P2P().Store().List() {
 		if info.Size > 1<<20 {
