@@ -41,6 +41,7 @@ type trainerReplay struct {
 	m, v, ef   []float32 // pre-round snapshot
 	step       int
 	round      uint64            // the round being trained
+	begun      bool              // a snapshot of the round's start is held
 	commit     replay.Commitment // of round committed, once committed
 	committed  uint64
 
@@ -101,7 +102,7 @@ func (x *trainerReplay) begin(r uint64) error {
 		return nil
 	}
 	t := x.tr.t
-	x.round = r
+	x.round, x.begun = r, true
 	copy(x.m, t.Opt.M)
 	copy(x.v, t.Opt.V)
 	copy(x.ef, x.tr.slc.ErrorBuffer())
@@ -154,7 +155,7 @@ func (x *trainerReplay) announce(a *Announcement) error {
 		prev := x.carryRound
 		a.ReplayPrev = &prev
 	}
-	x.carryRound, x.hasCarry = a.Round, true
+	x.carryRound, x.hasCarry, x.begun = a.Round, true, false
 	return nil
 }
 
@@ -162,9 +163,10 @@ func (x *trainerReplay) announce(a *Announcement) error {
 // so that the next round starts from the last announced round's carry.
 // Train job (after trainRound failed).
 func (x *trainerReplay) abandon() {
-	if x == nil {
-		return
+	if x == nil || !x.begun {
+		return // nothing of the round touched the carried state
 	}
+	x.begun = false
 	t := x.tr.t
 	copy(t.Opt.M, x.m)
 	copy(t.Opt.V, x.v)

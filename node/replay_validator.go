@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -488,13 +487,4 @@ func (x *validatorReplay) gc(r uint64) {
 	if r > uint64(replayHistoryRounds) {
 		x.ledger.Forget(r - uint64(replayHistoryRounds))
 	}
-}
-
-// replayStatus summarises the validator's open challenges (logs, tests).
-func (x *validatorReplay) replayStatus() string {
-	var b strings.Builder
-	for _, oc := range x.open {
-		fmt.Fprintf(&b, "%d/%s/%d:%d ", oc.ch.Round, oc.ch.Trainer, oc.ch.Step, oc.stage)
-	}
-	return b.String()
 }
