@@ -84,6 +84,9 @@ func (n *Node) onManifest(ctx context.Context, mm *manifestMsg) {
 		n.reject(mm, errForkLost)
 		return
 	}
+	if !n.seenMan[r] && n.va != nil {
+		n.va.replay.onManifest(ctx, mm) // once a round: the first manifest not rejected
+	}
 	n.seenMan[r] = true
 	n.pending[r] = append(n.pending[r], mm)
 	n.processPending(ctx)

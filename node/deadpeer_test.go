@@ -70,7 +70,7 @@ func TestDeadContributor(t *testing.T) {
 	if fetched(a.id, ka) {
 		t.Errorf("the validator fetched trainer A's blob of round %d after A was killed", ka)
 	}
-	contributed := contributionsByPeer(t, tn)
+	contributed := contributions(tn)
 	if slices.Contains(contributed[a.id], ka) {
 		t.Errorf("trainer A's unfetchable blob of round %d is in the manifest", ka)
 	}
