@@ -110,13 +110,31 @@ func (c *ComputeClient) file(rec *attest.CapacityRecord, a *attest.Attestation) 
 	}
 }
 
-// Discover asks the DHT for the providers of CapacityKey and each of them
-// for its record, and files what verifies. It returns how many records it
-// got.
+// Discover finds providers, asks each for its record and files what
+// verifies: the providers of CapacityKey on the DHT, and the peers seen on
+// TopicCapacity (which finds providers on a LAN or a young network whose
+// DHT has no servers yet). It returns how many records it got; the error
+// is the DHT's when nothing else was found either.
 func (c *ComputeClient) Discover(ctx context.Context) (int, error) {
-	found, err := c.net.FindKeyProviders(ctx, CapacityKey(c.netID), 100)
-	if err != nil {
-		return 0, err
+	// A lookup runs until it has all the providers asked for or ctx ends:
+	// leave time for fetching the records.
+	lookup := 10 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		lookup = min(lookup, time.Until(d)/2)
+	}
+	lctx, cancel := context.WithTimeout(ctx, lookup)
+	found, derr := c.net.FindKeyProviders(lctx, CapacityKey(c.netID), 100)
+	cancel()
+	c.log.Debug("compute: capacity providers on the DHT", "found", len(found), "err", derr)
+	seen := map[peer.ID]bool{c.net.ID(): true}
+	for _, ai := range found {
+		seen[ai.ID] = true
+	}
+	for _, id := range c.net.TopicPeers(TopicCapacity) {
+		if !seen[id] {
+			seen[id] = true
+			found = append(found, peer.AddrInfo{ID: id})
+		}
 	}
 	got := 0
 	for _, ai := range found {
@@ -131,6 +149,9 @@ func (c *ComputeClient) Discover(ctx context.Context) (int, error) {
 			continue
 		}
 		got++
+	}
+	if got == 0 && derr != nil {
+		return 0, derr
 	}
 	return got, nil
 }

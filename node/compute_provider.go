@@ -289,6 +289,15 @@ func (p *ComputeProvider) Run(ctx context.Context) error {
 	retry := time.NewTicker(2 * time.Second)
 	defer retry.Stop()
 	provided := false
+	provide := func() {
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := p.net.ProvideKey(pctx, CapacityKey(p.netID)); err == nil {
+			provided = true
+		} else if ctx.Err() == nil {
+			p.log.Debug("compute: providing capacity key", "err", err)
+		}
+	}
 	publish := func(fresh bool) {
 		rec := p.Record()
 		if fresh {
@@ -303,27 +312,22 @@ func (p *ComputeProvider) Run(ctx context.Context) error {
 				p.log.Debug("compute: publishing record", "err", err)
 			}
 		}
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		defer cancel()
-		if err := p.net.ProvideKey(pctx, CapacityKey(p.netID)); err == nil {
-			provided = true
-		} else if ctx.Err() == nil {
-			p.log.Debug("compute: providing capacity key", "err", err)
-		}
 	}
 	publish(false)
+	provide()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
 			publish(true)
+			provide()
 			p.pruneJobs(time.Now())
 		case <-p.changed:
 			publish(true)
 		case <-retry.C:
 			if !provided {
-				publish(false)
+				provide()
 			}
 		}
 	}

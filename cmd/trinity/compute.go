@@ -48,7 +48,7 @@ func runCompute(ctx context.Context, env *cliEnv, args []string) error {
 type computeFlags struct {
 	genesis, dataDir, checkpoint, keyPath string
 	listen, boots                         listFlag
-	mdns                                  bool
+	mdns, dhtServer                       bool
 	ef                                    engineFlags
 }
 
@@ -60,6 +60,7 @@ func (f *computeFlags) register(fs *flag.FlagSet, sub string) {
 	fs.Var(&f.listen, "listen", "listen multiaddr (repeatable)")
 	fs.Var(&f.boots, "bootstrap", "bootstrap multiaddr (repeatable; default: the genesis's)")
 	fs.BoolVar(&f.mdns, "mdns", false, "discover peers on the LAN")
+	fs.BoolVar(&f.dhtServer, "dht-server", false, "serve the DHT even when not publicly reachable (LAN networks without a bootstrap node)")
 	f.ef.register(fs)
 }
 
@@ -127,6 +128,9 @@ func (f *computeFlags) open(ctx context.Context, env *cliEnv, sub string, defaul
 		listen = defaultListen
 	}
 	hc := node.ComputeHostConfig{Genesis: g, DataDir: dir, ListenAddrs: listen, MDNS: f.mdns, Key: key}
+	if f.dhtServer {
+		hc.DHTMode = p2p.DHTServer
+	}
 	if len(f.boots) > 0 {
 		hc.Bootstrap = f.boots
 	}
@@ -210,8 +214,9 @@ func newClient(ctx context.Context, env *cliEnv, cf *computeFlags, wait time.Dur
 	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		dctx, dcancel := context.WithTimeout(ctx, time.Until(deadline))
-		_, err := c.Discover(dctx)
+		n, err := c.Discover(dctx)
 		dcancel()
+		env.log.Debug("compute: discovery", "records", n, "err", err)
 		if err == nil && len(c.List()) > 0 {
 			break
 		}
@@ -292,22 +297,22 @@ func printProviders(w io.Writer, list []attest.Provider) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PEER\tSTATUS\tCLAIM GFLOP/s\tATTESTED\tEFFECTIVE\tTOKENS/s\tATTESTERS\tHARDWARE\tEXPIRES")
+	fmt.Fprintln(tw, "PEER\tSTATUS\tCLAIM GFLOP/s\tATTESTED\tEFFECTIVE\tTRAIN TOKENS/s\tATTESTERS\tHARDWARE\tEXPIRES")
 	for _, p := range list {
 		id, err := peerOf(p)
 		name := id.String()
 		if err != nil {
 			name = hex.EncodeToString(p.Peer)
 		}
-		var claim, tokens float64
+		var claim float64
 		hwSum, exp := "-", "-"
 		if r := p.Record; r != nil {
-			claim, tokens = r.GemmGFLOPs, r.TrainTokensPerSec
+			claim = r.GemmGFLOPs
 			hwSum = r.Profile.Summary()
 			exp = time.Until(time.Unix(0, r.ExpiresAt)).Round(time.Second).String()
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%.1f\t%.0f\t%d\t%s\t%s\n", name, p.Status, claim, p.AttestedGFLOPs,
-			p.EffectiveGFLOPs, tokens, p.Attesters, hwSum, exp)
+			p.EffectiveGFLOPs, p.EffectiveTokensPerSec, p.Attesters, hwSum, exp)
 	}
 	_ = tw.Flush()
 }
