@@ -41,7 +41,8 @@ type ComputeClient struct {
 }
 
 // NewComputeClient makes a client that signs attestations with key (net's
-// identity). verifierOpts tune the attestation challenges.
+// identity). verifierOpts tune the attestation challenges. Its book counts
+// the client's own attestations and the genesis validators'.
 func NewComputeClient(net *p2p.Node, g *Genesis, key ed25519.PrivateKey, e *tensor.Engine, ds *data.Dataset,
 	log *slog.Logger, opts []ComputeOption, verifierOpts ...attest.VerifierOption) (*ComputeClient, error) {
 	cfg, err := newComputeConfig(opts)
@@ -57,7 +58,19 @@ func NewComputeClient(net *p2p.Node, g *Genesis, key ed25519.PrivateKey, e *tens
 		return nil, err
 	}
 	c.modelH = c.model.StateHash()
-	if c.book, err = attest.NewBook(id); err != nil {
+	// Only the client's own attestations and the genesis validators' count:
+	// anyone can sign an attestation, and a Wrong one marks its subject
+	// faulty, so an open filter would let any peer smear any provider.
+	trusted := map[string]bool{string(key.Public().(ed25519.PublicKey)): true}
+	for _, v := range g.Validators {
+		if id, err := peer.Decode(v.Peer); err == nil {
+			if pk, err := peerKey(id); err == nil {
+				trusted[string(pk)] = true
+			}
+		}
+	}
+	accept := func(k ed25519.PublicKey) bool { return trusted[string(k)] }
+	if c.book, err = attest.NewBook(id, attest.WithAttesters(accept)); err != nil {
 		return nil, err
 	}
 	vopts := append([]attest.VerifierOption{attest.WithVerifierEngine(e), attest.WithVerifierLogger(log)}, verifierOpts...)

@@ -53,6 +53,10 @@ type ComputeProvider struct {
 	changed chan struct{}
 	leased  map[Hash]*JobRequest // train jobs answered, for state requests
 	expiry  map[Hash]time.Time
+	// states of the last train job, encoded, when they fit maxKeptStates:
+	// its client asks for some right away.
+	keptJob Hash
+	kept    [][]byte
 
 	// cheat, set only by this package's tests, makes the provider lie
 	// through its real code paths.
@@ -495,19 +499,45 @@ func (p *ComputeProvider) runSteps(ctx context.Context, j *JobRequest, k int, ea
 	return r, nil
 }
 
+// maxKeptStates bounds the memory of the last train job's kept states;
+// beyond it a state request recomputes.
+const maxKeptStates = 256 << 20
+
 func (p *ComputeProvider) trainJob(ctx context.Context, j *JobRequest, id Hash) ([]byte, error) {
 	res := TrainJobResult{V: WireVersion, Job: id, States: make([]StateDigests, j.Steps+1)}
-	r, err := p.runSteps(ctx, j, j.Steps, func(s int, r *trainRun) { res.States[s] = toStateDigests(r.digests()) })
+	n := len(p.base.Params)
+	var kept [][]byte
+	keep := (j.Steps+1)*replay.SnapshotSize(n, stateParts) <= maxKeptStates
+	var kerr error
+	r, err := p.runSteps(ctx, j, j.Steps, func(s int, r *trainRun) {
+		d := r.digests()
+		res.States[s] = toStateDigests(d)
+		if keep && kerr == nil {
+			var b []byte
+			b, kerr = replay.AppendSnapshot(nil, r.state(), replay.Digests{EF: d.EF}, stateParts, n)
+			kept = append(kept, b)
+		}
+	})
+	if err == nil {
+		err = kerr
+	}
 	if err != nil {
 		return nil, err
 	}
 	res.Params = floatsLE(r.m.Params)
+	p.mu.Lock()
+	p.keptJob, p.kept = id, nil
+	if keep {
+		p.kept = kept
+	}
+	p.mu.Unlock()
 	return encodeMsg(res)
 }
 
-// serveState answers a state request of a train job answered earlier by
-// recomputing its first Step steps (deterministic: the same bits as the
-// job), so the provider keeps only the request.
+// serveState answers a state request of a train job answered earlier: from
+// the states kept of the last job, or else by recomputing its first Step
+// steps (deterministic: the same bits as the job), so that the provider
+// keeps only the requests of older jobs.
 func (p *ComputeProvider) serveState(ctx context.Context, _ peer.ID, req []byte) ([]byte, error) {
 	var q StateRequest
 	if err := decodeStrict(req, &q); err != nil {
@@ -524,6 +554,15 @@ func (p *ComputeProvider) serveState(ctx context.Context, _ peer.ID, req []byte)
 	}
 	if q.Step < 0 || q.Step > j.Steps {
 		return nil, fmt.Errorf("node: state %d of a %d-step job", q.Step, j.Steps)
+	}
+	p.mu.Lock()
+	var b []byte
+	if p.keptJob == q.Job && p.kept != nil {
+		b = p.kept[q.Step]
+	}
+	p.mu.Unlock()
+	if b != nil {
+		return b, nil
 	}
 	if err := p.acquire(ctx); err != nil {
 		return nil, err

@@ -20,7 +20,7 @@ import (
 // computeEnv is a compute market on loopback: providers and one client,
 // each on its own libp2p host, the first provider bootstrapping the rest.
 type computeEnv struct {
-	t      *testing.T
+	t      testing.TB
 	g      *Genesis
 	ds     *data.Dataset
 	eng    *tensor.Engine
@@ -31,7 +31,7 @@ type computeEnv struct {
 	ctx    context.Context
 }
 
-func newComputeEnv(t *testing.T) *computeEnv {
+func newComputeEnv(t testing.TB) *computeEnv {
 	g := DefaultTestnetGenesis()
 	g.Data.Bytes = 1 << 20
 	ctx, cancel := context.WithCancel(context.Background())
@@ -181,6 +181,35 @@ func TestComputeMarket(t *testing.T) {
 	rec, err := c.FetchRecord(env.ctx, honest.net.ID())
 	if err != nil || len(rec.Attestations) != 1 || !rec.Attestations[0].Attester.Equal(c.verifier.PublicKey()) {
 		t.Fatalf("fetched record: %v, %v", rec, err)
+	}
+
+	// A smear: another peer signs a Wrong verdict about the honest provider
+	// and gossips it. It reaches the provider's record, but the client's
+	// book counts only its own and the validators' attestations.
+	n2, key2 := env.host("smear")
+	if err := n2.Connect(env.ctx, honest.net.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	smear := &attest.Attestation{Network: honest.netID, Subject: rec.Peer, N: 64, Verdict: attest.VerdictWrong,
+		ClaimedGFLOPs: 1e-3, IssuedAt: now.UnixNano(), ExpiresAt: now.Add(time.Hour).UnixNano()}
+	smear.Nonce[0] = 1
+	if err := smear.Sign(key2); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := encodeCapacity(capacityKindAttestation, smear)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "the smear in the honest provider's record", func() bool {
+		_ = n2.Publish(env.ctx, TopicCapacity, 0, msg)
+		return len(honest.Record().Attestations) == 2
+	})
+	if _, err := c.FetchRecord(env.ctx, honest.net.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if q, _ := c.Book().Provider(rec.Peer, time.Now()); q.Status != attest.StatusAttested {
+		t.Fatalf("smeared provider's status %v, want attested", q.Status)
 	}
 }
 
