@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/trinity-net/trinity/compute/data"
 	"github.com/trinity-net/trinity/compute/tensor"
 	"github.com/trinity-net/trinity/p2p"
@@ -31,9 +34,12 @@ type computeEnv struct {
 	ctx    context.Context
 }
 
-func newComputeEnv(t testing.TB) *computeEnv {
+func newComputeEnv(t testing.TB, mods ...func(*Genesis)) *computeEnv {
 	g := DefaultTestnetGenesis()
 	g.Data.Bytes = 1 << 20
+	for _, m := range mods {
+		m(&g)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ds, err := data.Load(ctx, g.Data, g.Model.Vocab, ".")
 	if err != nil {
@@ -367,4 +373,48 @@ func FuzzDecodeJobRequest(f *testing.F) {
 		}
 		_ = j.check(256, 64, 100) // must not panic
 	})
+}
+
+// TestComputeValidatorAttests: a validator node with WithComputeAttestation
+// finds the provider and attests it on its own; a client that never
+// attested anything rates the provider from the validator's gossiped
+// attestation, because the genesis lists the validator.
+func TestComputeValidatorAttests(t *testing.T) {
+	vkey, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vid, err := peer.IDFromPrivateKey(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := newComputeEnv(t, func(g *Genesis) {
+		g.Validators = []ValidatorKey{{Peer: vid.String(), Stake: 1}}
+		g.Start = time.Now().Add(time.Hour) // no rounds: only the attester works
+	})
+	p := env.provider("p", WithClaim(1e-3))
+	c := env.client()
+	v, err := New(env.ctx, Config{Genesis: env.g, Role: RoleValidator, DataDir: filepath.Join(t.TempDir(), "v"),
+		ListenAddrs: loopbackAddrs(), Bootstrap: env.boot},
+		WithIdentity(vkey), WithDataset(env.ds), WithEngine(env.eng), WithLogger(testLogger()),
+		WithComputeAttestation(time.Hour, attest.WithSizes(64, 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = v.Close() })
+	env.wg.Add(1)
+	go func() {
+		defer env.wg.Done()
+		_ = v.Run(env.ctx)
+	}()
+	pub := p.Record().Peer
+	waitUntil(t, time.Minute, "the client to rate the provider from the validator's attestation", func() bool {
+		q, ok := c.Book().Provider(pub, time.Now())
+		return ok && q.Status == attest.StatusAttested && q.Attesters == 1
+	})
+	if vc := v.ComputeClient(); vc == nil {
+		t.Fatal("validator has no compute client")
+	} else if q, _ := vc.Book().Provider(pub, time.Now()); q.Status != attest.StatusAttested {
+		t.Fatalf("validator's own rating: %v", q.Status)
+	}
 }

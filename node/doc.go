@@ -34,7 +34,8 @@
 //     own and the genesis validators' attestations), attests them over the
 //     p2p request service, and returns a job's result only after verifying
 //     it: GRAIL for generation, bit-exact replay of randomly chosen steps
-//     for training. See docs/compute.md.
+//     for training. A node built WithComputeAttestation (validators) attests
+//     the providers it finds periodically. See docs/compute.md.
 //
 // See docs/network.md for the protocol in full and its measured costs.
 package node
