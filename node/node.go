@@ -152,7 +152,7 @@ type Node struct {
 	lastCount  int
 	tr         *trainerRole
 	va         *validatorRole
-	adv        *adversary // nil: honest
+	adv        *adversary       // nil: honest
 	attester   *computeAttester // nil unless WithComputeAttestation
 	val        *data.Batcher
 	lastGC     uint64
