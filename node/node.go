@@ -152,11 +152,12 @@ type Node struct {
 	lastCount  int
 	tr         *trainerRole
 	va         *validatorRole
-	adv        *adversary       // nil: honest
-	attester   *computeAttester // nil unless WithComputeAttestation
+	adv        *adversary // nil: honest
 	val        *data.Batcher
 	lastGC     uint64
 	resumed    bool // state loaded from disk
+
+	attester *computeAttester // nil unless WithComputeAttestation
 }
 
 // New builds a node: it loads or creates the identity, restores the
