@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -48,9 +47,6 @@ func (n *Node) newComputeAttester(cfg *computeAttestConfig, key crypto.PrivKey) 
 	priv, err := ed25519Key(key)
 	if err != nil {
 		return nil, err
-	}
-	if id, err := keyPeer(priv.Public().(ed25519.PublicKey)); err != nil || id != n.p2p.ID() {
-		return nil, errors.New("node: compute attester's key is not the node's identity")
 	}
 	c, err := NewComputeClient(n.p2p, n.gen, priv, n.eng, n.ds, n.log.With("part", "compute-attester"), nil, cfg.vopts...)
 	if err != nil {

@@ -45,11 +45,7 @@ type ComputeClient struct {
 // the client's own attestations and the genesis validators'.
 func NewComputeClient(net *p2p.Node, g *Genesis, key ed25519.PrivateKey, e *tensor.Engine, ds *data.Dataset,
 	log *slog.Logger, opts []ComputeOption, verifierOpts ...attest.VerifierOption) (*ComputeClient, error) {
-	cfg, err := newComputeConfig(opts)
-	if err != nil {
-		return nil, err
-	}
-	id, err := g.ID()
+	cfg, id, err := computeSetup(net, g, key, opts)
 	if err != nil {
 		return nil, err
 	}

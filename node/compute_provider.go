@@ -155,6 +155,27 @@ func newComputeConfig(opts []ComputeOption) (computeConfig, error) {
 	return c, nil
 }
 
+// computeSetup is what providers and clients start from: their options,
+// the network ID, and a key that must be net's identity (records,
+// attestations and proofs are checked against the peer that sends them).
+func computeSetup(net *p2p.Node, g *Genesis, key ed25519.PrivateKey, opts []ComputeOption) (computeConfig, p2p.NetworkID, error) {
+	cfg, err := newComputeConfig(opts)
+	if err != nil {
+		return cfg, p2p.NetworkID{}, err
+	}
+	id, err := g.ID()
+	if err != nil {
+		return cfg, id, err
+	}
+	if len(key) != ed25519.PrivateKeySize {
+		return cfg, id, errors.New("node: compute needs an Ed25519 key")
+	}
+	if pid, err := keyPeer(key.Public().(ed25519.PublicKey)); err != nil || pid != net.ID() {
+		return cfg, id, errors.New("node: compute key is not the p2p node's identity")
+	}
+	return cfg, id, nil
+}
+
 // jobModel returns the model jobs run on: the configured one or theta_0.
 func jobModel(g *Genesis, e *tensor.Engine, cfg computeConfig) (*model.GPT, error) {
 	if cfg.jobModel != nil {
@@ -176,16 +197,9 @@ func jobModel(g *Genesis, e *tensor.Engine, cfg computeConfig) (*model.GPT, erro
 // request handlers on net. key is net's identity; ds the genesis dataset.
 func NewComputeProvider(ctx context.Context, net *p2p.Node, g *Genesis, key ed25519.PrivateKey, e *tensor.Engine,
 	ds *data.Dataset, log *slog.Logger, opts ...ComputeOption) (*ComputeProvider, error) {
-	cfg, err := newComputeConfig(opts)
+	cfg, id, err := computeSetup(net, g, key, opts)
 	if err != nil {
 		return nil, err
-	}
-	id, err := g.ID()
-	if err != nil {
-		return nil, err
-	}
-	if pid, err := keyPeer(key.Public().(ed25519.PublicKey)); err != nil || pid != net.ID() {
-		return nil, fmt.Errorf("node: compute key is not the p2p node's identity")
 	}
 	p := &ComputeProvider{net: net, gen: g, netID: id, priv: key, eng: e, ds: ds, cfg: cfg, log: log,
 		jobs: make(chan struct{}, 1), atts: map[string]attest.Attestation{}, changed: make(chan struct{}, 1),
