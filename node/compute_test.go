@@ -418,3 +418,37 @@ func TestComputeValidatorAttests(t *testing.T) {
 		t.Fatalf("validator's own rating: %v", q.Status)
 	}
 }
+
+// FuzzDecodeCapacity: capacity gossip decodes, verifies or fails; never a
+// panic.
+func FuzzDecodeCapacity(f *testing.F) {
+	f.Add([]byte{capacityKindRecord})
+	f.Add([]byte{capacityKindAttestation, 1})
+	f.Add(append([]byte{capacityKindAttestation}, make([]byte, attest.AttestationSize)...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rec, a, err := decodeCapacity(b)
+		if err == nil && (rec == nil) == (a == nil) {
+			t.Fatal("decoded to neither or both kinds")
+		}
+	})
+}
+
+// FuzzDecodeTrainJobResult: a provider's train result is decoded strictly
+// against the job's shape.
+func FuzzDecodeTrainJobResult(f *testing.F) {
+	b, _ := encodeMsg(TrainJobResult{V: WireVersion, States: make([]StateDigests, 3), Params: make([]byte, 8)})
+	f.Add(b)
+	f.Add([]byte(`{"v":1,"job":"00","states":[],"params":"AAAA"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := DecodeTrainJobResult(b, 2, 2)
+		if err != nil {
+			return
+		}
+		if len(r.States) != 3 || len(r.Params) != 8 {
+			t.Fatalf("accepted a result of %d states and %d bytes", len(r.States), len(r.Params))
+		}
+		if _, err := parseFloatsLE(r.Params); err != nil {
+			return
+		}
+	})
+}
