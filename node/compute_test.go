@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"math"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -319,6 +320,42 @@ func TestComputeJobs(t *testing.T) {
 		// with every step checked.
 		if _, err := c.Train(ctx, liar.net.ID(), pages, steps, steps); !errors.Is(err, ErrJobRejected) {
 			t.Fatalf("skipped step: %v, want rejection", err)
+		}
+	})
+	t.Run("train lies", func(t *testing.T) {
+		for _, tc := range []struct {
+			name  string
+			cheat computeCheat
+		}{
+			{"final parameters edited", computeCheat{params: func(x []float32) { x[7] += 1e-3 }}},
+			{"states edited when served", computeCheat{state: func(_ int, b []byte) { b[len(b)-1] ^= 1 }}},
+		} {
+			// Caught whichever step is checked: one check suffices.
+			liar.cheat = &tc.cheat
+			if _, err := c.Train(ctx, liar.net.ID(), pages, steps, 1); !errors.Is(err, ErrJobRejected) {
+				t.Errorf("%s: %v, want rejection", tc.name, err)
+			}
+		}
+	})
+	// Checking s of N steps catches a provider that faked one step with
+	// probability s/N (1 - (1-f)^s for f = 1/N with distinct steps): with
+	// s = 1 of 4, about a quarter of the jobs are rejected.
+	t.Run("catch rate", func(t *testing.T) {
+		liar.cheat = &computeCheat{step: func(j int) bool { return j != 1 }}
+		const trials = 40
+		caught := 0
+		for range trials {
+			_, err := c.Train(ctx, liar.net.ID(), pages, steps, 1)
+			if errors.Is(err, ErrJobRejected) {
+				caught++
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		mean, sd := trials*0.25, math.Sqrt(trials*0.25*0.75)
+		t.Logf("caught %d of %d with one of %d steps checked (expected %.0f)", caught, trials, steps, mean)
+		if float64(caught) < mean-5*sd || float64(caught) > mean+5*sd {
+			t.Errorf("caught %d of %d, expected %.1f ± %.1f", caught, trials, mean, sd)
 		}
 	})
 	t.Run("bad requests", func(t *testing.T) {
