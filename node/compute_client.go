@@ -57,14 +57,8 @@ func NewComputeClient(net *p2p.Node, g *Genesis, key ed25519.PrivateKey, e *tens
 	// Only the client's own attestations and the genesis validators' count:
 	// anyone can sign an attestation, and a Wrong one marks its subject
 	// faulty, so an open filter would let any peer smear any provider.
-	trusted := map[string]bool{string(key.Public().(ed25519.PublicKey)): true}
-	for _, v := range g.Validators {
-		if id, err := peer.Decode(v.Peer); err == nil {
-			if pk, err := peerKey(id); err == nil {
-				trusted[string(pk)] = true
-			}
-		}
-	}
+	trusted := validatorKeys(g)
+	trusted[string(key.Public().(ed25519.PublicKey))] = true
 	accept := func(k ed25519.PublicKey) bool { return trusted[string(k)] }
 	if c.book, err = attest.NewBook(id, attest.WithAttesters(accept)); err != nil {
 		return nil, err

@@ -80,6 +80,8 @@ type computeConfig struct {
 	jobModel    *model.GPT
 	retention   time.Duration
 	maxN        int
+	// minRepublish spaces the republications that attestations trigger.
+	minRepublish time.Duration
 }
 
 // ComputeOption configures a ComputeProvider or a ComputeClient.
@@ -148,7 +150,7 @@ func WithMaxChallenge(n int) ComputeOption {
 
 func newComputeConfig(opts []ComputeOption) (computeConfig, error) {
 	c := computeConfig{recordTTL: 10 * time.Minute, republish: 10 * time.Minute / 3, gemmN: 1024,
-		benchBudget: 2 * time.Second, retention: 10 * time.Minute, maxN: attest.MaxN}
+		benchBudget: 2 * time.Second, retention: 10 * time.Minute, maxN: attest.MaxN, minRepublish: 5 * time.Second}
 	for _, o := range opts {
 		if err := o(&c); err != nil {
 			return c, err
@@ -335,28 +337,40 @@ func (p *ComputeProvider) Run(ctx context.Context) error {
 	}
 	publish(false)
 	provide()
+	// A new attestation about us is republished at once, but at most once
+	// per minRepublish: whoever gossips attestations does not set our pace.
+	minRepublish := p.cfg.minRepublish
+	last, dirty := time.Now(), false
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-tick.C:
 			publish(true)
+			last, dirty = time.Now(), false
 			provide()
 			p.pruneJobs(time.Now())
 		case <-p.changed:
-			publish(true)
+			dirty = true
 		case <-retry.C:
 			if !provided {
 				provide()
 			}
 		}
+		if dirty && time.Since(last) >= minRepublish {
+			publish(true)
+			last, dirty = time.Now(), false
+		}
 	}
 }
 
 // readAttestations keeps the attestations others publish about us, for the
-// next record.
+// next record: the latest per attester, at most MaxRecordAttestations, the
+// genesis validators' first (they are what clients count), so that a crowd
+// of other attesters cannot push them out.
 func (p *ComputeProvider) readAttestations(ctx context.Context, sub *p2p.Subscription) {
 	me := p.priv.Public().(ed25519.PublicKey)
+	validators := validatorKeys(p.gen)
 	for {
 		msg, err := sub.Next(ctx)
 		if err != nil {
@@ -367,16 +381,43 @@ func (p *ComputeProvider) readAttestations(ctx context.Context, sub *p2p.Subscri
 			continue
 		}
 		p.mu.Lock()
-		k := string(a.Attester)
-		if old, ok := p.atts[k]; (!ok && len(p.atts) < attest.MaxRecordAttestations) || (ok && old.IssuedAt < a.IssuedAt) {
-			p.atts[k] = *a
-		}
+		kept := p.keepAttestation(*a, validators)
 		p.mu.Unlock()
-		select {
-		case p.changed <- struct{}{}:
-		default:
+		if kept {
+			select {
+			case p.changed <- struct{}{}:
+			default:
+			}
 		}
 	}
+}
+
+// keepAttestation files a in p.atts (p.mu held) and says whether it did.
+func (p *ComputeProvider) keepAttestation(a attest.Attestation, validators map[string]bool) bool {
+	k := string(a.Attester)
+	if old, ok := p.atts[k]; ok {
+		if old.IssuedAt >= a.IssuedAt {
+			return false
+		}
+		p.atts[k] = a
+		return true
+	}
+	if len(p.atts) >= attest.MaxRecordAttestations {
+		// Evict the oldest non-validator attestation, for a validator's or
+		// a newer one.
+		victim, found := "", false
+		for vk, v := range p.atts {
+			if !validators[vk] && (!found || v.IssuedAt < p.atts[victim].IssuedAt) {
+				victim, found = vk, true
+			}
+		}
+		if !found || (!validators[k] && p.atts[victim].IssuedAt >= a.IssuedAt) {
+			return false
+		}
+		delete(p.atts, victim)
+	}
+	p.atts[k] = a
+	return true
 }
 
 func (p *ComputeProvider) serveRecord(_ context.Context, _ peer.ID, _ []byte) ([]byte, error) {

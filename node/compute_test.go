@@ -78,7 +78,8 @@ func (env *computeEnv) host(name string) (*p2p.Node, []byte) {
 func (env *computeEnv) provider(name string, opts ...ComputeOption) *ComputeProvider {
 	env.t.Helper()
 	n, key := env.host(name)
-	opts = append([]ComputeOption{WithBenchmark(64, 20*time.Millisecond), WithRecordTTL(time.Minute)}, opts...)
+	fast := func(c *computeConfig) error { c.minRepublish = 100 * time.Millisecond; return nil }
+	opts = append([]ComputeOption{WithBenchmark(64, 20*time.Millisecond), WithRecordTTL(time.Minute), fast}, opts...)
 	p, err := NewComputeProvider(env.ctx, n, env.g, key, env.eng, env.ds, testLogger().With("provider", name), opts...)
 	if err != nil {
 		env.t.Fatal(err)
@@ -488,4 +489,56 @@ func FuzzDecodeTrainJobResult(f *testing.F) {
 			return
 		}
 	})
+}
+
+// TestKeepAttestation: a provider's record keeps the latest attestation per
+// attester, at most attest.MaxRecordAttestations, and a crowd of
+// non-validator attesters cannot push a validator's out.
+func TestKeepAttestation(t *testing.T) {
+	att := func(attester string, at int64) attest.Attestation {
+		return attest.Attestation{Attester: []byte(attester), IssuedAt: at}
+	}
+	validators := map[string]bool{"v1": true, "v2": true}
+	p := &ComputeProvider{atts: map[string]attest.Attestation{}}
+	const max = attest.MaxRecordAttestations
+	for i := range max {
+		if !p.keepAttestation(att("x"+strconv.Itoa(i), int64(100+i)), validators) {
+			t.Fatalf("attestation %d refused below the limit", i)
+		}
+	}
+	steps := []struct {
+		name string
+		a    attest.Attestation
+		keep bool
+		gone string // attester evicted
+	}{
+		{"older repeat of an attester", att("x3", 50), false, ""},
+		{"newer repeat replaces", att("x3", 500), true, ""},
+		{"validator evicts the oldest other", att("v1", 1), true, "x0"},
+		{"older newcomer refused", att("y", 90), false, ""},
+		{"newer newcomer evicts the oldest other", att("z", 600), true, "x1"},
+	}
+	for _, s := range steps {
+		got := p.keepAttestation(s.a, validators)
+		if got != s.keep || len(p.atts) > max {
+			t.Fatalf("%s: kept %v (want %v), %d held", s.name, got, s.keep, len(p.atts))
+		}
+		if _, ok := p.atts[s.gone]; s.gone != "" && ok {
+			t.Fatalf("%s: %s not evicted", s.name, s.gone)
+		}
+	}
+	if _, ok := p.atts["v1"]; !ok {
+		t.Fatal("validator's attestation lost")
+	}
+	// A record full of validators refuses others.
+	p = &ComputeProvider{atts: map[string]attest.Attestation{}}
+	all := map[string]bool{}
+	for i := range max {
+		k := "v" + strconv.Itoa(i)
+		all[k] = true
+		p.keepAttestation(att(k, 1), all)
+	}
+	if p.keepAttestation(att("other", 1000), all) {
+		t.Fatal("a non-validator displaced a validator")
+	}
 }

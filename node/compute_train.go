@@ -135,3 +135,16 @@ func keyPeer(pub ed25519.PublicKey) (peer.ID, error) {
 	}
 	return peer.IDFromPublicKey(pk)
 }
+
+// validatorKeys is the set of the genesis validators' Ed25519 keys.
+func validatorKeys(g *Genesis) map[string]bool {
+	keys := map[string]bool{}
+	for _, v := range g.Validators {
+		if id, err := peer.Decode(v.Peer); err == nil {
+			if pk, err := peerKey(id); err == nil {
+				keys[string(pk)] = true
+			}
+		}
+	}
+	return keys
+}
