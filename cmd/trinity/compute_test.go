@@ -47,31 +47,33 @@ func TestComputeCLI(t *testing.T) {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var serveOut, serveErr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"compute", "serve", "--genesis", gpath, "--data-dir", filepath.Join(dir, "provider"),
-			"--listen", "/ip4/127.0.0.1/tcp/0", "--bench-n", "128", "--bench-time", "50ms", "--claim-gflops", "0.001"}, &serveOut, &serveErr)
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exited %d: %s", code, serveErr.String())
-		}
-	}()
 	addrRe := regexp.MustCompile(`listening (/ip4/127\.0\.0\.1/tcp/\d+/p2p/(\S+))`)
-	var addr, id string
-	deadline := time.Now().Add(2 * time.Minute)
-	for addr == "" {
-		if m := addrRe.FindStringSubmatch(serveOut.String()); m != nil {
-			addr, id = m[1], m[2]
-			break
+	// serve starts a provider and returns its address and peer ID.
+	serve := func(name string, extra ...string) (addr, id string) {
+		var sout, serr syncBuffer
+		done := make(chan int, 1)
+		args := append([]string{"compute", "serve", "--genesis", gpath, "--data-dir", filepath.Join(dir, name),
+			"--listen", "/ip4/127.0.0.1/tcp/0", "--bench-n", "128", "--bench-time", "50ms"}, extra...)
+		go func() { done <- run(ctx, args, &sout, &serr) }()
+		t.Cleanup(func() {
+			cancel()
+			if code := <-done; code != 0 {
+				t.Errorf("serve %s exited %d: %s", name, code, serr.String())
+			}
+		})
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			if m := addrRe.FindStringSubmatch(sout.String()); m != nil {
+				return m[1], m[2]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("serve %s printed no address: %s %s", name, sout.String(), serr.String())
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve printed no address: %s %s", serveOut.String(), serveErr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
+	addr, id := serve("provider", "--claim-gflops", "0.001")
+	_, over := serve("overclaimer", "--claim-gflops", "1000000", "--bootstrap", addr)
 
 	common := []string{"--genesis", gpath, "--listen", "/ip4/127.0.0.1/tcp/0", "--bootstrap", addr}
 	cli := func(name string, args ...string) string {
@@ -83,9 +85,17 @@ func TestComputeCLI(t *testing.T) {
 		}
 		return o.String()
 	}
-	list := cli("list", "list", "--wait", "30s", "--attest", "--sizes", "64,96")
+	var list string
+	for range 20 { // until the over-claimer's record has spread too
+		if list = cli("list", "list", "--wait", "30s", "--attest", "--sizes", "64,96"); strings.Contains(list, over) {
+			break
+		}
+	}
 	if !strings.Contains(list, "attested "+id+": pass") || !regexp.MustCompile(id+`\s+attested`).MatchString(list) {
 		t.Fatalf("list does not show the attested provider:\n%s", list)
+	}
+	if !strings.Contains(list, "attested "+over+": overclaim") || !regexp.MustCompile(over+`\s+downgraded`).MatchString(list) {
+		t.Fatalf("list does not show the over-claimer downgraded:\n%s", list)
 	}
 	gen := cli("gen", "run", "--peer", id, "--job", "generate", "--prompt", "To be", "--tokens", "16")
 	if !strings.Contains(gen, "GRAIL proof verified") {
