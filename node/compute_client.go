@@ -37,7 +37,8 @@ type ComputeClient struct {
 	verifier *attest.Verifier
 	log      *slog.Logger
 
-	vmu sync.Mutex // the model is used by one verification at a time
+	vmu  sync.Mutex // the model is used by one verification at a time
+	hist computeHistory
 }
 
 // NewComputeClient makes a client that signs attestations with key (net's
@@ -110,6 +111,9 @@ func (c *ComputeClient) file(rec *attest.CapacityRecord, a *attest.Attestation) 
 	}
 	if err != nil && !errors.Is(err, attest.ErrReplay) {
 		c.log.Debug("compute: capacity message not filed", "err", err)
+	}
+	if err == nil && a != nil {
+		c.hist.add(a)
 	}
 }
 

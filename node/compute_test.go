@@ -182,6 +182,9 @@ func TestComputeMarket(t *testing.T) {
 			}
 		}
 	}
+	if h := c.History()[honest.net.ID()]; len(h) != 1 || h[0].Verdict != "pass" || h[0].Attester != c.net.ID() || h[0].Attested <= 0 {
+		t.Fatalf("history of the honest provider: %+v", h)
+	}
 	waitUntil(t, 30*time.Second, "the attestation in the honest provider's record", func() bool {
 		return len(honest.Record().Attestations) == 1
 	})
