@@ -109,10 +109,10 @@ func NewComputeProvider(ctx context.Context, net *p2p.Node, g *Genesis, key ed25
 	}{
 		{reqRecord, p2p.HandlerConfig{MaxRequest: 16}, p.serveRecord},
 		// A commitment may take the network's floor rate's time for n = MaxN.
-		{reqCommit, p2p.HandlerConfig{MaxRequest: attest.ChallengeSize, Timeout: 5 * time.Minute, MaxConcurrent: 2}, p.serveCommit},
-		{reqOpen, p2p.HandlerConfig{MaxRequest: 2048, Timeout: time.Minute, MaxConcurrent: 2}, p.serveOpen},
-		{reqJob, p2p.HandlerConfig{MaxRequest: 64 << 10, Timeout: 10 * time.Minute, MaxConcurrent: 2}, p.serveJob},
-		{reqState, p2p.HandlerConfig{MaxRequest: 1024, Timeout: 10 * time.Minute, MaxConcurrent: 2}, p.serveState},
+		{reqCommit, p2p.HandlerConfig{MaxRequest: attest.ChallengeSize, Timeout: 5 * time.Minute, MaxConcurrent: 2, MaxPerPeer: 1}, p.serveCommit},
+		{reqOpen, p2p.HandlerConfig{MaxRequest: 2048, Timeout: time.Minute, MaxConcurrent: 2, MaxPerPeer: 1}, p.serveOpen},
+		{reqJob, p2p.HandlerConfig{MaxRequest: 64 << 10, Timeout: 10 * time.Minute, MaxConcurrent: 2, MaxPerPeer: 1}, p.serveJob},
+		{reqState, p2p.HandlerConfig{MaxRequest: 1024, Timeout: 10 * time.Minute, MaxConcurrent: 2, MaxPerPeer: 1}, p.serveState},
 	}
 	for _, h := range handlers {
 		if err := net.HandleRequests(h.name, h.hc, h.h); err != nil {

@@ -17,7 +17,7 @@
 //   - Request/response (HandleRequests, Request): one length-prefixed request
 //     and one response per stream on /trinity/<network>/req/<name>/1.0.0,
 //     bounded on both sides (request and response sizes, a deadline covering
-//     the whole exchange, concurrent requests per protocol); a peer's refusal
+//     the whole exchange, concurrent requests per protocol and per peer); a peer's refusal
 //     comes back as a *RemoteError, anything malformed as an error.
 //   - Well-known keys (ProvideKey, FindKeyProviders): a key names the set of
 //     peers that provide it on the DHT (provider records expire; callers

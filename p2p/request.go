@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -28,6 +29,9 @@ type HandlerConfig struct {
 	// MaxConcurrent bounds requests served at once; more get ReqBusy
 	// (default 8).
 	MaxConcurrent int
+	// MaxPerPeer bounds one peer's requests served at once (default 2), so
+	// that one peer cannot hold every slot.
+	MaxPerPeer int
 }
 
 func (c HandlerConfig) withDefaults() (HandlerConfig, error) {
@@ -40,7 +44,10 @@ func (c HandlerConfig) withDefaults() (HandlerConfig, error) {
 	if c.MaxConcurrent == 0 {
 		c.MaxConcurrent = 8
 	}
-	if c.MaxRequest < 0 || c.MaxRequest > MaxRequestBody || c.Timeout < 0 || c.MaxConcurrent < 0 {
+	if c.MaxPerPeer == 0 {
+		c.MaxPerPeer = min(2, c.MaxConcurrent)
+	}
+	if c.MaxRequest < 0 || c.MaxRequest > MaxRequestBody || c.Timeout < 0 || c.MaxConcurrent < 0 || c.MaxPerPeer < 0 {
 		return c, fmt.Errorf("p2p: handler config %+v: limits must be positive, requests at most %d bytes", c, MaxRequestBody)
 	}
 	return c, nil
@@ -88,22 +95,21 @@ func (n *Node) HandleRequests(name string, cfg HandlerConfig, h RequestHandler) 
 	if err != nil {
 		return err
 	}
-	sem := make(chan struct{}, cfg.MaxConcurrent)
+	slots := &requestSlots{max: cfg.MaxConcurrent, perPeer: cfg.MaxPerPeer, byPeer: map[peer.ID]int{}}
 	n.host.SetStreamHandler(proto, func(s network.Stream) {
 		if !n.enter() {
 			_ = s.Reset()
 			return
 		}
 		defer n.wg.Done()
-		select {
-		case sem <- struct{}{}:
-			defer func() { <-sem }()
-		default:
+		from := s.Conn().RemotePeer()
+		if !slots.take(from) {
 			_ = s.SetWriteDeadline(time.Now().Add(n.cfg.HeaderTimeout))
 			_, _ = s.Write(appendResponseFrame(nil, ReqBusy, nil))
 			_ = s.Close()
 			return
 		}
+		defer slots.put(from)
 		answered, err := n.serveRequest(s, cfg, h)
 		if err != nil {
 			n.log.Debug("serving request", "protocol", name, "peer", s.Conn().RemotePeer(), "err", err)
@@ -115,6 +121,35 @@ func (n *Node) HandleRequests(name string, cfg HandlerConfig, h RequestHandler) 
 		_ = s.Close()
 	})
 	return nil
+}
+
+// requestSlots counts the requests of one protocol in progress, in all and
+// per peer.
+type requestSlots struct {
+	mu           sync.Mutex
+	max, perPeer int
+	total        int
+	byPeer       map[peer.ID]int
+}
+
+func (r *requestSlots) take(p peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.total >= r.max || r.byPeer[p] >= r.perPeer {
+		return false
+	}
+	r.total++
+	r.byPeer[p]++
+	return true
+}
+
+func (r *requestSlots) put(p peer.ID) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.total--
+	if r.byPeer[p]--; r.byPeer[p] <= 0 {
+		delete(r.byPeer, p)
+	}
 }
 
 // enter registers a stream handler's goroutine with Close; false once the

@@ -318,3 +318,47 @@ func TestKeyProviders(t *testing.T) {
 		t.Errorf("providers of an unprovided key: %v, %v", none, err)
 	}
 }
+
+// TestRequestPerPeerLimit: one peer holding its share of a protocol's slots
+// is turned away busy, while another peer is still served.
+func TestRequestPerPeerLimit(t *testing.T) {
+	nodes := newCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a, b, server := nodes[0], nodes[1], nodes[2]
+	connect(ctx, t, a, server)
+	connect(ctx, t, b, server)
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	err := server.HandleRequests("test", HandlerConfig{MaxConcurrent: 4, MaxPerPeer: 1},
+		func(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
+			if string(req) == "block" {
+				arrived <- struct{}{}
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return echoHandler(ctx, from, req)
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.Request(ctx, server.ID(), "test", []byte("block"), 100, 10*time.Second)
+		errc <- err
+	}()
+	<-arrived
+	_, err = a.Request(ctx, server.ID(), "test", []byte("again"), 100, 5*time.Second)
+	if st, ok := remoteStatus(err); !ok || st != ReqBusy {
+		t.Errorf("second request of the same peer: %v, want busy", err)
+	}
+	if got, err := b.Request(ctx, server.ID(), "test", []byte("other"), 100, 5*time.Second); err != nil || string(got) != "echo:other" {
+		t.Errorf("another peer's request: %q, %v", got, err)
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
