@@ -246,7 +246,7 @@ func (c *ComputeClient) Attest(ctx context.Context, p peer.ID) (*attest.Attestat
 	}
 	c.file(nil, a)
 	if msg, err := encodeCapacity(capacityKindAttestation, a); err == nil {
-		if err := c.net.Publish(ctx, TopicCapacity, 0, msg); err != nil {
+		if err := c.net.Publish(ctx, TopicCapacity, capacityRound(c.gen), msg); err != nil {
 			c.log.Debug("compute: publishing attestation", "err", err)
 		}
 	}

@@ -202,7 +202,7 @@ func (p *ComputeProvider) Run(ctx context.Context) error {
 			}
 		}
 		if msg, err := encodeCapacity(capacityKindRecord, rec); err == nil {
-			if err := p.net.Publish(ctx, TopicCapacity, 0, msg); err != nil && ctx.Err() == nil {
+			if err := p.net.Publish(ctx, TopicCapacity, capacityRound(p.gen), msg); err != nil && ctx.Err() == nil {
 				p.log.Debug("compute: publishing record", "err", err)
 			}
 		}

@@ -213,7 +213,7 @@ func TestComputeMarket(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 30*time.Second, "the smear in the honest provider's record", func() bool {
-		_ = n2.Publish(env.ctx, TopicCapacity, 0, msg)
+		_ = n2.Publish(env.ctx, TopicCapacity, capacityRound(env.g), msg)
 		return len(honest.Record().Attestations) == 2
 	})
 	if _, err := c.FetchRecord(env.ctx, honest.net.ID()); err != nil {
@@ -431,7 +431,9 @@ func TestComputeValidatorAttests(t *testing.T) {
 	}
 	env := newComputeEnv(t, func(g *Genesis) {
 		g.Validators = []ValidatorKey{{Peer: vid.String(), Stake: 1}}
-		g.Start = time.Now().Add(time.Hour) // no rounds: only the attester works
+		// Rounds are running, so the validator's round window applies to
+		// capacity gossip too.
+		g.Start = time.Now().Add(-time.Minute)
 	})
 	p := env.provider("p", WithClaim(1e-3))
 	c := env.client()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/trinity-net/trinity/p2p"
 	"github.com/trinity-net/trinity/verify/attest"
@@ -40,6 +41,12 @@ const (
 // CapacityKey is the well-known DHT key every compute provider of network
 // provides; what each offers is asked of it (reqRecord).
 func CapacityKey(network p2p.NetworkID) string { return "/trinity-capacity/" + network.String() }
+
+// capacityRound is the round capacity gossip is stamped with: the
+// network's current round by the genesis clock, so that peers of the round
+// protocol, which accept only a window of rounds, take it too (a compute
+// host alone accepts any round).
+func capacityRound(g *Genesis) uint64 { return NewClock(g).Round(time.Now()) }
 
 // encodeCapacity wraps a record or an attestation for the capacity topic.
 func encodeCapacity(kind byte, m interface{ MarshalBinary() ([]byte, error) }) ([]byte, error) {
