@@ -119,8 +119,8 @@ func (c *ComputeClient) file(rec *attest.CapacityRecord, a *attest.Attestation) 
 
 // Discover finds providers, asks each for its record and files what
 // verifies: the providers of CapacityKey on the DHT, and the peers seen on
-// TopicCapacity (which finds providers on a LAN or a young network whose
-// DHT has no servers yet). It returns how many records it got; the error
+// TopicCapacity or connected (which finds providers on a LAN or a young
+// network whose DHT has no servers yet). It returns how many records it got; the error
 // is the DHT's when nothing else was found either.
 func (c *ComputeClient) Discover(ctx context.Context) (int, error) {
 	// A lookup runs until it has all the providers asked for or ctx ends:
@@ -137,7 +137,10 @@ func (c *ComputeClient) Discover(ctx context.Context) (int, error) {
 	for _, ai := range found {
 		seen[ai.ID] = true
 	}
-	for _, id := range c.net.TopicPeers(TopicCapacity) {
+	// Peers on the topic, and peers already connected (a provider may be
+	// our bootstrap peer before its subscription has reached us); those
+	// that serve no records answer at once that they do not.
+	for _, id := range append(c.net.TopicPeers(TopicCapacity), c.net.Peers()...) {
 		if !seen[id] {
 			seen[id] = true
 			found = append(found, peer.AddrInfo{ID: id})

@@ -209,17 +209,21 @@ func newClient(ctx context.Context, env *cliEnv, cf *computeFlags, wait time.Dur
 		<-done
 		s.close()
 	}
-	// Records arrive by gossip as providers republish; the DHT gives the
-	// rest as soon as the routing table has peers.
+	// Records arrive by gossip as providers republish; the DHT and the
+	// peers met give the rest. Stop early once two rounds of discovery
+	// agree on the providers.
 	deadline := time.Now().Add(wait)
+	prev := -1
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		dctx, dcancel := context.WithTimeout(ctx, time.Until(deadline))
 		n, err := c.Discover(dctx)
 		dcancel()
 		env.log.Debug("compute: discovery", "records", n, "err", err)
-		if err == nil && len(c.List()) > 0 {
+		k := len(c.List())
+		if k > 0 && k == prev {
 			break
 		}
+		prev = k
 		select {
 		case <-ctx.Done():
 		case <-time.After(500 * time.Millisecond):
