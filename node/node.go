@@ -139,6 +139,9 @@ type Node struct {
 	metrics  metrics
 	wg       sync.WaitGroup // gossip readers and jobs
 	ran      atomic.Bool
+	runMu    sync.Mutex         // guards stopRun, runDone: Close stops a running Run
+	stopRun  context.CancelFunc //
+	runDone  chan struct{}      //
 
 	// Owned by the loop goroutine.
 	global     *model.GPT
@@ -347,8 +350,16 @@ func (n *Node) P2P() *p2p.Node { return n.p2p }
 // NetworkID is the hash of the genesis.
 func (n *Node) NetworkID() p2p.NetworkID { return n.netID }
 
-// Close stops the p2p host and releases the engine. Run must have returned.
+// Close stops Run if it is running and waits for it, then stops the p2p
+// host and releases the engine.
 func (n *Node) Close() error {
+	n.runMu.Lock()
+	stop, done := n.stopRun, n.runDone
+	n.runMu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
 	var errs []error
 	if n.p2p != nil {
 		errs = append(errs, n.p2p.Close())
@@ -368,6 +379,11 @@ func (n *Node) Run(ctx context.Context) error {
 		return errors.New("node: Run called twice")
 	}
 	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	n.runMu.Lock()
+	n.stopRun, n.runDone = cancel, done
+	n.runMu.Unlock()
+	defer close(done)
 	defer func() {
 		cancel()
 		n.wg.Wait()
