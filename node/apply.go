@@ -75,6 +75,7 @@ func (n *Node) onManifest(ctx context.Context, mm *manifestMsg) {
 		return // first manifest of a round wins; fallbacks that raced are ignored
 	}
 	n.seenMan[r] = true
+	n.dash.onManifest(mm.m)
 	if r < n.next {
 		return
 	}

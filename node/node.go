@@ -130,6 +130,7 @@ type Node struct {
 	events   chan func()
 	status   atomic.Pointer[Status]
 	metrics  metrics
+	dash     *dashState
 	wg       sync.WaitGroup // gossip readers and jobs
 	ran      atomic.Bool
 
@@ -186,7 +187,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	}
 	n := &Node{cfg: cfg, gen: g, netID: id, clock: NewClock(g), log: o.log, observe: o.observe,
 		events: make(chan func(), 256), pending: map[uint64]*manifestMsg{}, seenMan: map[uint64]bool{},
-		lastLoss: float32(math.NaN()), valLoss: float32(math.NaN())}
+		lastLoss: float32(math.NaN()), valLoss: float32(math.NaN()), dash: newDashState()}
+	o.log = n.dash.errs.wrap(o.log, cfg.DataDir)
+	n.log = o.log
 	defer func() {
 		if err != nil {
 			_ = n.Close()
@@ -403,6 +406,7 @@ func (n *Node) spawn(f func()) {
 }
 
 func (n *Node) emit(e Event) {
+	n.dash.onEvent(e)
 	if n.observe == nil {
 		return
 	}
@@ -527,6 +531,7 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 				continue
 			}
 			n.post(ctx, func() {
+				n.dash.onAnnouncement(env.Sender, a)
 				if n.va != nil {
 					n.va.onAnnouncement(ctx, env.Sender, a)
 				}
@@ -537,6 +542,7 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 				continue
 			}
 			n.post(ctx, func() {
+				n.dashScores(env.Sender, s)
 				if n.va != nil {
 					n.va.onScores(env.Sender, s)
 				}

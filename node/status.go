@@ -91,6 +91,19 @@ type Status struct {
 	Announced    int64                `json:"announced"`
 	Missed       int64                `json:"missed"`
 	Phases       map[string]PhaseStat `json:"phases"`
+
+	// For the dashboard (dashboard_status.go); bounded whatever the age
+	// and size of the network.
+	HeadRound  uint64         `json:"head_round"`    // highest manifest round seen + 1
+	Behind     uint64         `json:"rounds_behind"` // head_round - state_round
+	LastError  *ErrorNote     `json:"last_error,omitempty"`
+	History    []RoundPoint   `json:"history,omitempty"`     // per round, downsampled
+	PeerList   []PeerInfo     `json:"peer_list,omitempty"`   // at most dashPeers rows
+	PeersSeen  int            `json:"peers_seen,omitempty"`  // rows before that cap
+	ScoreTable *ScoreTable    `json:"score_table,omitempty"` // last rounds' verdicts
+	Agreement  *Agreement     `json:"agreement,omitempty"`   // of the validators
+	Rejections []Rejection    `json:"rejections,omitempty"`  // latest last
+	Compute    *ComputeStatus `json:"compute,omitempty"`     // compute providers only
 }
 
 func optFloat(f float32) *float64 {
@@ -114,6 +127,7 @@ func (n *Node) publishStatus() {
 	if n.va != nil {
 		s.Scores = n.va.scoresSnapshot()
 	}
+	n.fillDashboard(s, now)
 	n.status.Store(s)
 }
 
@@ -128,10 +142,9 @@ func (n *Node) Status() Status {
 // StatusSource is anything with a Status snapshot.
 type StatusSource interface{ Status() Status }
 
-// ServeStatus serves GET /status (JSON) and GET /metrics (Prometheus text
-// format) on addr until ctx ends. ready, if not nil, receives the bound
-// address (useful with port 0).
-func ServeStatus(ctx context.Context, addr string, src StatusSource, log *slog.Logger, ready func(net.Addr)) error {
+// ServeStatus serves the status handler (StatusHandler) on addr until ctx
+// ends. ready, if not nil, receives the bound address (useful with port 0).
+func ServeStatus(ctx context.Context, addr string, src StatusSource, log *slog.Logger, ready func(net.Addr), opts ...StatusOption) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("node: status endpoint: %w", err)
@@ -139,18 +152,8 @@ func ServeStatus(ctx context.Context, addr string, src StatusSource, log *slog.L
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(src.Status())
-	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		WriteMetrics(w, src.Status())
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: StatusHandler(src, opts...), ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -167,6 +170,30 @@ func ServeStatus(ctx context.Context, addr string, src StatusSource, log *slog.L
 		log.Error("status endpoint stopped", "err", err)
 		return fmt.Errorf("node: status endpoint: %w", err)
 	}
+}
+
+// StatusHandler serves GET /status (JSON), GET /metrics (Prometheus text
+// format) and, unless WithDashboard(false), the dashboard (dashboard.go).
+func StatusHandler(src StatusSource, opts ...StatusOption) http.Handler {
+	o := statusOptions{dashboard: true}
+	for _, f := range opts {
+		f(&o)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(src.Status())
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		WriteMetrics(w, src.Status())
+	})
+	if o.dashboard {
+		registerDashboard(mux, src)
+	}
+	return secureHeaders(mux)
 }
 
 // WriteMetrics renders s in the Prometheus text exposition format.

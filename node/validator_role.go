@@ -317,6 +317,8 @@ func (v *validatorRole) composeManifest(ctx context.Context, r uint64, vr *valRo
 	for p := range ok {
 		if byCID[vr.anns[p].CID] == 1 {
 			chosen = append(chosen, p)
+		} else {
+			n.dashCopied(r, p, byCID[vr.anns[p].CID])
 		}
 	}
 	slices.SortFunc(chosen, func(a, b peer.ID) int {

@@ -155,13 +155,14 @@ type peerFlags struct {
 	genesis, dataDir, status string
 	listen, boots            listFlag
 	threads                  int
-	mdns                     bool
+	mdns, dashboard          bool
 }
 
 func (f *peerFlags) register(fs *flag.FlagSet, role string) {
 	fs.StringVar(&f.genesis, "genesis", "", "genesis file, required")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default ~/.trinity/<network>/"+role+")")
-	fs.StringVar(&f.status, "status", "127.0.0.1:7070", "HTTP status endpoint (/status, /metrics); empty disables")
+	fs.StringVar(&f.status, "status", "127.0.0.1:7070", "HTTP status endpoint (/status, /metrics, the dashboard); empty disables")
+	fs.BoolVar(&f.dashboard, "dashboard", true, "serve the web dashboard at / of the status endpoint")
 	fs.Var(&f.listen, "listen", "listen multiaddr (repeatable; default TCP and QUIC on port 4001)")
 	fs.Var(&f.boots, "bootstrap", "bootstrap multiaddr (repeatable; default: the genesis's)")
 	fs.IntVar(&f.threads, "threads", 0, "compute threads (0: all cores)")
@@ -204,7 +205,7 @@ func runJoin(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runPeer(ctx, env, cfg, pf.status)
+	return runPeer(ctx, env, cfg, pf)
 }
 
 func runValidate(ctx context.Context, env *cliEnv, args []string) error {
@@ -226,12 +227,12 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runPeer(ctx, env, cfg, pf.status, node.WithIdentity(key))
+	return runPeer(ctx, env, cfg, pf, node.WithIdentity(key))
 }
 
 // runPeer runs a trainer or validator until ctx ends, printing a progress
 // line per round.
-func runPeer(ctx context.Context, env *cliEnv, cfg node.Config, status string, opts ...node.Option) error {
+func runPeer(ctx context.Context, env *cliEnv, cfg node.Config, pf peerFlags, opts ...node.Option) error {
 	pr := &progress{w: env.stdout, tty: isTerminal(env.stdout)}
 	opts = append(opts, node.WithLogger(env.log), node.WithObserver(pr.event))
 	n, err := node.New(ctx, cfg, opts...)
@@ -248,14 +249,12 @@ func runPeer(ctx context.Context, env *cliEnv, cfg node.Config, status string, o
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if status != "" {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = node.ServeStatus(ctx, status, n, env.log, func(a net.Addr) {
-				fmt.Fprintf(env.stdout, "status http://%s/status  metrics http://%s/metrics\n", a, a)
-			})
-		}()
+	if pf.status != "" {
+		a, err := startStatus(ctx, env, &wg, pf.status, n, pf.dashboard)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.stdout, statusLine(a, pf.dashboard))
 	}
 	if g := cfg.Genesis; time.Now().Before(g.Start) {
 		fmt.Fprintf(env.stdout, "round 0 starts at %s (in %s)\n", g.Start.Format(time.RFC3339), time.Until(g.Start).Round(time.Second))
@@ -312,7 +311,8 @@ func runBootstrap(ctx context.Context, env *cliEnv, args []string) error {
 	genesis := fs.String("genesis", "", "genesis file (for the network ID), required")
 	dataDir := fs.String("data-dir", "", "data directory (default ~/.trinity/<network>/bootstrap)")
 	keyPath := fs.String("key", "", "key file (default: DATA-DIR/identity.key); its peer ID is what the genesis's bootstrap addresses name")
-	status := fs.String("status", "127.0.0.1:7071", "HTTP status endpoint; empty disables")
+	status := fs.String("status", "127.0.0.1:7071", "HTTP status endpoint (and dashboard); empty disables")
+	dashboard := fs.Bool("dashboard", true, "serve the web dashboard at / of the status endpoint")
 	var listen listFlag
 	fs.Var(&listen, "listen", "listen multiaddr (repeatable; default TCP and QUIC on port 4001)")
 	if err := parse(fs, args); err != nil {
@@ -354,8 +354,8 @@ func runBootstrap(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if *status != "" {
 		return node.ServeStatus(ctx, *status, b, env.log, func(a net.Addr) {
-			fmt.Fprintf(env.stdout, "status http://%s/status\n", a)
-		})
+			fmt.Fprintln(env.stdout, statusLine(a, *dashboard))
+		}, node.WithDashboard(*dashboard))
 	}
 	<-ctx.Done()
 	return nil

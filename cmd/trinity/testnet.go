@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"sort"
 	"sync"
@@ -25,7 +24,9 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&tpl.Params.InnerSteps, "inner-steps", tpl.Params.InnerSteps, "inner steps per round (H)")
 	fs.IntVar(&tpl.Data.Bytes, "corpus-bytes", tpl.Data.Bytes, "size of the embedded corpus")
 	dir := fs.String("dir", "", "data directories of the peers (default: a temporary directory, removed at the end)")
-	status := fs.String("status", "", "serve the validator's /status and /metrics on this address")
+	status := fs.String("status", "", "serve the lead validator's status endpoint on this address (default: --dashboard-addr)")
+	dashboard := fs.Bool("dashboard", true, "serve every node's dashboard (and /status, /metrics) on --dashboard-addr")
+	dashAddr := fs.String("dashboard-addr", "127.0.0.1:0", "address of the first node's dashboard; the others take the next ports (port 0: any free ports)")
 	verbose := fs.Bool("v", false, "log every node's events to stderr")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -65,15 +66,8 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	defer wg.Wait()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if *status != "" {
-		v := tn.Members()[0].Node
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = node.ServeStatus(sctx, *status, v, env.log, func(a net.Addr) {
-				fmt.Fprintf(env.stdout, "validator status http://%s/status\n", a)
-			})
-		}()
+	if err := serveTestnetStatus(sctx, env, &wg, tn, *status, *dashAddr, *dashboard); err != nil {
+		return err
 	}
 	fmt.Fprintf(env.stdout, "%5s  %8s  %13s  %16s  %8s  %s\n", "round", "val loss", "contributions", "bytes/trainer", "vs fp32", "state (peers agreeing)")
 	timeout := 4*g.Params.RoundLength() + 30*time.Second
