@@ -28,6 +28,7 @@ type dashState struct {
 	dirty     bool
 	builtAt   time.Time
 	view      dashView
+	bootIDs   map[peer.ID]bool // the bootstrap peers this node dials
 	errs      errorCapture
 	computeMu sync.Mutex
 	compute   *ComputeStatus
@@ -262,8 +263,23 @@ func (d *dashState) peerTable(n *Node, now time.Time) ([]PeerInfo, int) {
 			delete(d.seen, p)
 		}
 	}
+	if d.bootIDs == nil {
+		d.bootIDs = map[peer.ID]bool{}
+		boots := n.cfg.Bootstrap
+		if boots == nil {
+			boots = n.gen.Bootstrap
+		}
+		for _, a := range boots {
+			if ai, err := peer.AddrInfoFromString(a); err == nil {
+				d.bootIDs[ai.ID] = true
+			}
+		}
+	}
 	scores := d.currentScores(n)
 	for p, pi := range rows {
+		if d.bootIDs[p] && pi.Role != "trainer" {
+			pi.Role = "bootstrap"
+		}
 		if rank := n.gen.ValidatorRank(p); rank >= 0 {
 			pi.Role = "validator"
 			if totalStake > 0 {
@@ -279,7 +295,7 @@ func (d *dashState) peerTable(n *Node, now time.Time) ([]PeerInfo, int) {
 	for _, pi := range rows {
 		out = append(out, *pi)
 	}
-	roleOrder := map[string]int{"validator": 0, "trainer": 1, "relay": 2, "peer": 3}
+	roleOrder := map[string]int{"validator": 0, "trainer": 1, "bootstrap": 2, "relay": 3, "peer": 4}
 	slices.SortFunc(out, func(a, b PeerInfo) int {
 		if c := cmp.Compare(roleOrder[a.Role], roleOrder[b.Role]); c != 0 {
 			return c
@@ -429,7 +445,11 @@ func (d *dashState) agreement() *Agreement {
 				if e.Reason == "not scored in time" {
 					continue // no verdict
 				}
-				byTrainer[e.Trainer] = append(byTrainer[e.Trainer], verdict{v, e.OK, e.Score})
+				sc := e.Score
+				if !e.OK {
+					sc = 0 // as published: a rejected contribution scores 0
+				}
+				byTrainer[e.Trainer] = append(byTrainer[e.Trainer], verdict{v, e.OK, sc})
 			}
 		}
 		ra := RoundAgreement{Round: r, Validators: len(byVal)}

@@ -4,7 +4,7 @@
 
 const SVGNS = "http://www.w3.org/2000/svg";
 const POLL_MS = 2000;
-const W = 640, H = 220, PAD = { l: 52, r: 14, t: 12, b: 28 };
+const PAD = { l: 56, r: 14, t: 14, b: 30 };
 
 function $(id) { return document.getElementById(id); }
 
@@ -62,6 +62,8 @@ function tickLabel(v, fmt) {
 // the number of points drawn.
 function linePlot(box, series, opt) {
   opt = opt || {};
+  // Drawn at the box's own width, so that text keeps its size on any card.
+  const W = Math.max(260, Math.round(box.clientWidth || 640)), H = opt.height || 210;
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
   let xs = [], ys = [];
   for (const s of series) for (const [x, y] of s.pts) if (y !== null && isFinite(y)) { xs.push(x); ys.push(y); }
@@ -121,7 +123,7 @@ function linePlot(box, series, opt) {
     lg.appendChild(svg("rect", { x: lx, y: PAD.t, width: 12, height: 4, class: s.cls || "c" + i }));
     const t = svg("text", { x: lx + 16, y: PAD.t + 6 }, s.name);
     lg.appendChild(t);
-    lx += 24 + 7 * s.name.length;
+    lx += 28 + 6.5 * s.name.length;
   });
   root.appendChild(lg);
   box.replaceChildren(root);
@@ -155,7 +157,8 @@ function renderHeader(s) {
   set("t-peers-s", `${s.peers_seen || 0} seen`);
   const h = s.history || [];
   const last = h.length > 1 ? h[h.length - 2] : h[h.length - 1];
-  set("t-bytes", last ? `${fmtBytes(last.bytes_in / (last.rounds || 1))} / ${fmtBytes(last.bytes_out / (last.rounds || 1))}` : "–");
+  set("t-bytes-in", last ? "↓ " + fmtBytes(last.bytes_in / (last.rounds || 1)) : "–");
+  set("t-bytes-out", last ? "↑ " + fmtBytes(last.bytes_out / (last.rounds || 1)) : "");
 }
 
 function renderPlots(s) {
@@ -292,7 +295,7 @@ function renderAgreement(s) {
     tr.appendChild(el("td", { class: "num" }, (100 * v.agree).toFixed(0) + "%"));
     return tr;
   }));
-  linePlot($("agreement-plot"), [{ name: "unanimous verdicts", pts: (a.rounds || []).map(r => [r.round, r.trainers ? r.unanimous : null]), cls: "c3" }], { zero: true });
+  linePlot($("agreement-plot"), [{ name: "unanimous verdicts", pts: (a.rounds || []).map(r => [r.round, r.trainers ? r.unanimous : null]), cls: "c3" }], { zero: true, height: 150 });
 }
 
 function renderRejections(s) {
