@@ -260,10 +260,10 @@ func TestRejectionKind(t *testing.T) {
 		"no improvement on its own batch (-0.01 nats)":              "unhelpful",
 		"own batch improves less than a random one (0.1 < 0.2)":     "unhelpful",
 		"copied: the same blob as 1 other trainer(s)":               "copied",
-		"blob not served":                                           "unavailable",
-		"not scored in time":                                        "late",
-		"verify: contribution rejected: sparseloco: bad header":     "malformed",
-		"announced size exceeds the codec's bound":                  "malformed",
+		"blob not served":    "unavailable",
+		"not scored in time": "late",
+		"verify: contribution rejected: sparseloco: bad header": "malformed",
+		"announced size exceeds the codec's bound":              "malformed",
 	} {
 		if got := rejectionKind(reason); got != kind {
 			t.Errorf("rejectionKind(%q) = %q, want %q", reason, got, kind)
