@@ -1,12 +1,15 @@
 package node
 
 import (
+	"compress/gzip"
 	"embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 )
 
 // The dashboard is a page embedded in the binary (node/web: HTML, one
@@ -32,6 +35,7 @@ var dashAssets = map[string]dashAsset{
 const (
 	defaultPoints = 160
 	maxPoints     = 2000
+	defaultPeers  = 256
 	maxQueryLen   = 256
 )
 
@@ -47,12 +51,22 @@ func WithDashboard(on bool) StatusOption { return func(o *statusOptions) { o.das
 // dashQuery is the parsed query of a dashboard request.
 type dashQuery struct {
 	points int // history points wanted
+	peers  int // peer table rows wanted
 }
 
-// parseDashQuery accepts at most one "points" parameter, an integer in
-// [2, maxPoints]; anything else is an error (a 400 for the client).
+// dashParams are the query parameters, each an integer in [lo, hi].
+var dashParams = map[string]struct {
+	lo, hi int
+	field  func(*dashQuery) *int
+}{
+	"points": {2, maxPoints, func(q *dashQuery) *int { return &q.points }},
+	"peers":  {1, dashPeers, func(q *dashQuery) *int { return &q.peers }},
+}
+
+// parseDashQuery accepts each of dashParams at most once, in range; anything
+// else is an error (a 400 for the client).
 func parseDashQuery(raw string) (dashQuery, error) {
-	q := dashQuery{points: defaultPoints}
+	q := dashQuery{points: defaultPoints, peers: defaultPeers}
 	if len(raw) > maxQueryLen {
 		return q, fmt.Errorf("query longer than %d bytes", maxQueryLen)
 	}
@@ -61,17 +75,18 @@ func parseDashQuery(raw string) (dashQuery, error) {
 		return q, fmt.Errorf("malformed query: %w", err)
 	}
 	for k, vs := range vals {
-		if k != "points" {
+		p, ok := dashParams[k]
+		if !ok {
 			return q, fmt.Errorf("unknown parameter %q", k)
 		}
 		if len(vs) != 1 {
 			return q, fmt.Errorf("parameter %q given %d times", k, len(vs))
 		}
-		p, err := strconv.Atoi(vs[0])
-		if err != nil || p < 2 || p > maxPoints {
-			return q, fmt.Errorf("points must be an integer from 2 to %d", maxPoints)
+		v, err := strconv.Atoi(vs[0])
+		if err != nil || v < p.lo || v > p.hi {
+			return q, fmt.Errorf("%s must be an integer from %d to %d", k, p.lo, p.hi)
 		}
-		q.points = p
+		*p.field(&q) = v
 	}
 	return q, nil
 }
@@ -109,11 +124,45 @@ func registerDashboard(mux *http.ServeMux, src StatusSource) {
 		if !ok {
 			return
 		}
-		s := src.Status()
-		s.History = downsample(s.History, q.points)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(s)
+		writeJSON(w, r, q.apply(src.Status()))
 	})
+}
+
+// apply trims a status to what the query asks for.
+func (q dashQuery) apply(s Status) Status {
+	s.History = downsample(s.History, q.points)
+	if len(s.PeerList) > q.peers {
+		s.PeerList = s.PeerList[:q.peers]
+	}
+	return s
+}
+
+// writeJSON encodes v, gzipped when the client takes it: the answer of a
+// large network is mostly repeated keys and peer IDs, and shrinks several
+// times (see BenchmarkDashboardAPI).
+func writeJSON(w http.ResponseWriter, r *http.Request, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Add("Vary", "Accept-Encoding")
+	var out io.Writer = w
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		w.Header().Set("Content-Encoding", "gzip")
+		zw, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level: no error
+		defer zw.Close()
+		out = zw
+	}
+	_ = json.NewEncoder(out).Encode(v)
+}
+
+// acceptsGzip reports whether an Accept-Encoding header lists gzip with a
+// non-zero quality.
+func acceptsGzip(h string) bool {
+	for _, part := range strings.Split(h, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(name), "gzip") {
+			return strings.ReplaceAll(strings.TrimSpace(params), " ", "") != "q=0"
+		}
+	}
+	return false
 }
 
 func serveAsset(w http.ResponseWriter, a dashAsset) {

@@ -83,13 +83,19 @@ func newHistory(limit int) *history {
 }
 
 // at returns the point that covers round r, creating it (and merging pairs
-// when full) if r is past the last point. Rounds before the last point's are
-// folded into it: history only moves forward.
+// when full) if r is past the last point. Events of a round often arrive in
+// the next one (a manifest is applied after its round), so earlier points
+// are looked up; a round older than the first point, or in a gap between
+// points, goes to the point before it.
 func (h *history) at(r uint64) *histPoint {
 	if n := len(h.pts); n > 0 {
 		last := &h.pts[n-1]
 		if r < last.round+h.width {
-			return last
+			i := n - 1
+			for i > 0 && h.pts[i].round > r {
+				i--
+			}
+			return &h.pts[i]
 		}
 	}
 	if len(h.pts) == h.limit {
@@ -121,7 +127,7 @@ func (h *history) halve() {
 	h.pts = out
 }
 
-// touch extends the last point's span to cover round r.
+// touch returns the point of round r, its span extended to cover r.
 func (h *history) touch(r uint64) *histPoint {
 	p := h.at(r)
 	if end := r + 1; end > p.round+p.rounds {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -63,6 +64,9 @@ func TestDashboardRoutes(t *testing.T) {
 		{"GET", "/api/status", 200, "application/json"},
 		{"GET", "/api/status?points=2", 200, "application/json"},
 		{"GET", "/api/status?points=2000", 200, "application/json"},
+		{"GET", "/api/status?points=20&peers=1", 200, "application/json"},
+		{"GET", "/api/status?peers=0", 400, ""},
+		{"GET", "/api/status?peers=1025", 400, ""},
 		{"GET", "/status", 200, "application/json"},
 		{"GET", "/metrics", 200, "text/plain; version=0.0.4"},
 		{"HEAD", "/", 200, "text/html; charset=utf-8"},
@@ -104,6 +108,38 @@ func TestDashboardRoutes(t *testing.T) {
 		}
 		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "unsafe") {
 			t.Errorf("%s %s: CSP %q", tc.method, tc.target, csp)
+		}
+	}
+}
+
+// TestDashboardGzip: the data endpoint compresses for clients that ask, and
+// only for them.
+func TestDashboardGzip(t *testing.T) {
+	n, _ := newStatusNode(t)
+	h := StatusHandler(n)
+	for _, tc := range []struct {
+		accept string
+		gz     bool
+	}{{"", false}, {"gzip", true}, {"br, GZIP;q=0.5", true}, {"gzip;q=0", false}, {"deflate", false}, {"gzip-ish", false}} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/api/status", nil)
+		req.Header.Set("Accept-Encoding", tc.accept)
+		h.ServeHTTP(rec, req)
+		var body io.Reader = rec.Body
+		if got := rec.Header().Get("Content-Encoding") == "gzip"; got != tc.gz {
+			t.Errorf("Accept-Encoding %q: gzip %v, want %v", tc.accept, got, tc.gz)
+			continue
+		}
+		if tc.gz {
+			zr, err := gzip.NewReader(rec.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body = zr
+		}
+		var st Status
+		if err := json.NewDecoder(body).Decode(&st); err != nil || st.Peer != n.ID().String() {
+			t.Errorf("Accept-Encoding %q: decoding the answer: %v (peer %q)", tc.accept, err, st.Peer)
 		}
 	}
 }
@@ -165,6 +201,9 @@ func TestParseDashQuery(t *testing.T) {
 		ok     bool
 	}{
 		{"", defaultPoints, true},
+		{"peers=3", defaultPoints, true},
+		{"peers=3&points=7", 7, true},
+		{"peers=3&peers=4", 0, false},
 		{"points=2", 2, true},
 		{"points=2000", 2000, true},
 		{"points=0", 0, false},
@@ -190,8 +229,8 @@ func FuzzParseDashQuery(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		q, err := parseDashQuery(raw)
-		if err == nil && (q.points < 2 || q.points > maxPoints) {
-			t.Fatalf("parseDashQuery(%q) accepted points %d", raw, q.points)
+		if err == nil && (q.points < 2 || q.points > maxPoints || q.peers < 1 || q.peers > dashPeers) {
+			t.Fatalf("parseDashQuery(%q) accepted %+v", raw, q)
 		}
 	})
 }
@@ -247,6 +286,27 @@ func TestHistoryBounded(t *testing.T) {
 		if len(ds) > n || s != bytesIn || ds[0].Round != 0 || ds[len(ds)-1].Round+ds[len(ds)-1].Rounds != rounds {
 			t.Fatalf("downsample(%d): %d points, %d bytes, want <= %d points, %d bytes, rounds [0, %d)", n, len(ds), s, n, bytesIn, rounds)
 		}
+	}
+}
+
+// TestHistoryLateEvent: a value of a round that arrives in a later round
+// (a manifest is applied after its round) lands on its own round's point.
+func TestHistoryLateEvent(t *testing.T) {
+	h := newHistory(8)
+	for r := range uint64(7) {
+		h.touch(r)
+	}
+	h.touch(5).valLoss.add(1)
+	h.touch(6).valLoss.add(3)
+	pts := h.export()
+	if len(pts) != 7 || pts[5].ValLoss == nil || *pts[5].ValLoss != 1 || *pts[6].ValLoss != 3 {
+		t.Fatalf("history %+v: want val loss 1 at round 5 and 3 at round 6", pts)
+	}
+	h.touch(7)
+	h.touch(12).valLoss.add(5) // past the cap: pairs merge
+	pts = h.export()
+	if len(pts) != 5 || pts[2].Round != 4 || pts[2].Rounds != 2 || *pts[2].ValLoss != 1 || *pts[len(pts)-1].ValLoss != 5 {
+		t.Fatalf("after merging: %+v", pts)
 	}
 }
 

@@ -103,12 +103,10 @@ function linePlot(box, series, opt) {
           width: bw, height: Math.abs(Y(0) - Y(y)) }));
       }
     }
-    let d = "", pen = false;
-    for (const [x, y] of s.pts) {
-      if (y === null || !isFinite(y)) { pen = false; continue; }
-      d += (pen ? "L" : "M") + X(x).toFixed(1) + " " + Y(y).toFixed(1);
-      pen = true;
-    }
+    // Rounds without a value (no manifest, not scored) are stepped over:
+    // the line joins the rounds that have one.
+    let d = "";
+    pts.forEach(([x, y], j) => { d += (j ? "L" : "M") + X(x).toFixed(1) + " " + Y(y).toFixed(1); });
     const path = svg("path", { d: d, class: "series " + cls, "data-points": pts.length, "data-name": s.name });
     if (s.bars) path.setAttribute("stroke-opacity", "0");
     root.appendChild(path);
