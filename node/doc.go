@@ -26,6 +26,11 @@
 //     scores, blobs) is written atomically, so a node killed at any point
 //     restarts from a consistent state and catches up.
 //   - The wire payloads (messages.go) are versioned JSON decoded strictly.
+//   - StatusHandler serves /status, /metrics and, unless WithDashboard(false),
+//     the dashboard (/, /static/, /api/status; docs/dashboard.md): embedded,
+//     self-contained, bounded in size whatever the network's age and size,
+//     never exposing the identity key or the data directory, and answering
+//     bad queries with a 4xx. Its data is collected on the loop goroutine.
 //
 // See docs/network.md for the protocol in full and its measured costs.
 package node
