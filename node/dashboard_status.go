@@ -16,7 +16,7 @@ const (
 // PeerInfo is one row of the peer table.
 type PeerInfo struct {
 	Peer       string   `json:"peer"`
-	Role       string   `json:"role"`                        // validator, trainer, relay, or peer when unknown
+	Role       string   `json:"role"`                        // validator, trainer, bootstrap, relay, or peer when unknown
 	Connected  bool     `json:"connected"`                   // a connection is open now
 	Addr       string   `json:"addr,omitempty"`              // direct, hole-punched or relayed (when connected)
 	Transport  string   `json:"transport,omitempty"`         // tcp, quic-v1, relay
