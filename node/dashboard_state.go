@@ -319,28 +319,32 @@ func deref(f *float64) float64 {
 	return *f
 }
 
-// currentScores are the smoothed scores: this validator's own, else the
-// mean over validators of the latest round each published.
+// currentScores are the smoothed scores: this validator's own, else, over
+// the validators, the mean of the latest smoothed score each published for
+// the trainer in the kept rounds (a round's scores name only the trainers
+// that contributed to it).
 func (d *dashState) currentScores(n *Node) map[string]float64 {
 	if n.va != nil {
 		return n.va.scoresSnapshot()
 	}
-	latest := map[peer.ID]*Scores{}
-	for _, byVal := range d.scores {
-		for v, s := range byVal {
-			if l := latest[v]; l == nil || s.Round > l.Round {
-				latest[v] = s
+	type key struct {
+		v       peer.ID
+		trainer string
+	}
+	latest := map[key]float64{}
+	for _, r := range d.keptRounds() {
+		for v, s := range d.scores[r] {
+			for _, e := range s.Entries {
+				if !math.IsNaN(e.Smoothed) && !math.IsInf(e.Smoothed, 0) {
+					latest[key{v, e.Trainer}] = e.Smoothed
+				}
 			}
 		}
 	}
-	var sum, cnt = map[string]float64{}, map[string]float64{}
-	for _, s := range latest {
-		for _, e := range s.Entries {
-			if !math.IsNaN(e.Smoothed) && !math.IsInf(e.Smoothed, 0) {
-				sum[e.Trainer] += e.Smoothed
-				cnt[e.Trainer]++
-			}
-		}
+	sum, cnt := map[string]float64{}, map[string]float64{}
+	for k, s := range latest {
+		sum[k.trainer] += s
+		cnt[k.trainer]++
 	}
 	for k := range sum {
 		sum[k] /= cnt[k]

@@ -379,3 +379,27 @@ func TestAgreement(t *testing.T) {
 		t.Errorf("rejection ring holds %d, last round %d", len(d.rejects), d.rejects[len(d.rejects)-1].Round)
 	}
 }
+
+// TestCurrentScores: on a node that is not a validator, a trainer's score
+// is the validators' mean of the latest smoothed score each gave it, even if
+// it was not in the latest round.
+func TestCurrentScores(t *testing.T) {
+	n, _ := newStatusNode(t)
+	v1, _ := peer.Decode(n.gen.Validators[0].Peer)
+	v2, _ := peer.Decode(n.gen.Validators[1].Peer)
+	a, b := testPeer(t, 4).String(), testPeer(t, 5).String()
+	d := n.dash
+	d.onScores(n.ID(), v1, &Scores{Round: 5, Entries: []ScoreEntry{{Trainer: a, OK: true, Smoothed: 0.1}}}, 0)
+	d.onScores(n.ID(), v1, &Scores{Round: 6, Entries: []ScoreEntry{{Trainer: a, OK: true, Smoothed: 0.3}}}, 0)
+	d.onScores(n.ID(), v2, &Scores{Round: 6, Entries: []ScoreEntry{{Trainer: a, OK: true, Smoothed: 0.5}}}, 0)
+	d.onScores(n.ID(), v1, &Scores{Round: 7, Entries: []ScoreEntry{{Trainer: b, OK: true, Smoothed: 0.2}}}, 0)
+	got := d.currentScores(n)
+	if len(got) != 2 || math.Abs(got[a]-0.4) > 1e-12 || got[b] != 0.2 {
+		t.Fatalf("current scores %v: want %s 0.4 and %s 0.2", got, a, b)
+	}
+	// The table is the best-ranked validator's: v1's rounds 5-7.
+	tab := d.scoreTable(n)
+	if tab == nil || tab.Validator != v1.String() || len(tab.Rounds) != 3 || len(tab.Rows) != 2 {
+		t.Fatalf("score table %+v: want v1's, 3 rounds, 2 trainers", tab)
+	}
+}

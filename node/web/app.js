@@ -149,6 +149,7 @@ function renderHeader(s) {
   set("t-behind", s.role === "bootstrap" ? "holds no state" :
     `next round ${s.state_round} · ` + (s.catching_up ? "catching up" : behind > 0 ? `${behind} behind head` : "at head"));
   set("t-valloss", fmtNum(s.val_loss));
+  set("t-valloss-s", s.role === "trainer" ? "validators measure it" : "global model");
   set("t-trainloss", fmtNum(s.last_loss));
   set("t-contrib", s.role === "bootstrap" ? "–" : s.contributors);
   set("t-peers", s.peers);
@@ -156,7 +157,7 @@ function renderHeader(s) {
   const h = s.history || [];
   const last = h.length > 1 ? h[h.length - 2] : h[h.length - 1];
   set("t-bytes-in", last ? "↓ " + fmtBytes(last.bytes_in / (last.rounds || 1)) : "–");
-  set("t-bytes-out", last ? "↑ " + fmtBytes(last.bytes_out / (last.rounds || 1)) : "");
+  set("t-bytes-out", last ? `in · ↑ ${fmtBytes(last.bytes_out / (last.rounds || 1))} out` : "payload in");
 }
 
 function renderPlots(s) {
