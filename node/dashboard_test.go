@@ -403,3 +403,32 @@ func TestCurrentScores(t *testing.T) {
 		t.Fatalf("score table %+v: want v1's, 3 rounds, 2 trainers", tab)
 	}
 }
+
+// TestReportCompute: attested throughput shows in the status and its
+// history; a node that reports none has no compute section.
+func TestReportCompute(t *testing.T) {
+	n, _ := newStatusNode(t)
+	n.publishStatus()
+	if st := n.Status(); st.Compute != nil {
+		t.Fatalf("compute section %+v on a node that reported none", st.Compute)
+	}
+	n.ReportCompute(0, ComputeStatus{Device: "cpu", Unit: "tokens/s", Throughput: math.NaN(), Attested: true}) // ignored
+	n.ReportCompute(0, ComputeStatus{Device: "cpu", Unit: "tokens/s", Throughput: 1000, Attested: true})
+	n.ReportCompute(0, ComputeStatus{Device: "cpu", Unit: "tokens/s", Throughput: 3000, Attested: true})
+	n.ReportCompute(0, ComputeStatus{Device: "cpu", Unit: "tokens/s", Throughput: 9999, Attested: false}) // not in the history
+	n.dash.builtAt = time.Time{}                                                                          // rebuild the views now
+	n.publishStatus()
+	st := n.Status()
+	if st.Compute == nil || st.Compute.Throughput != 9999 || st.Compute.Attested || st.Compute.Unit != "tokens/s" {
+		t.Fatalf("compute section %+v: want the last report", st.Compute)
+	}
+	var got *float64
+	for _, p := range st.History {
+		if p.Throughput != nil {
+			got = p.Throughput
+		}
+	}
+	if got == nil || *got != 2000 {
+		t.Fatalf("throughput history %v: want the mean of the attested reports, 2000", got)
+	}
+}
