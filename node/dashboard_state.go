@@ -74,8 +74,12 @@ func (d *dashState) peer(p peer.ID) *peerSeen {
 	return s
 }
 
-// onAnnouncement: a trainer announced a contribution.
+// onAnnouncement: a trainer announced a contribution. Anyone may announce,
+// so past maxSeen peers, new ones are not tracked (until old ones age out).
 func (d *dashState) onAnnouncement(from peer.ID, a *Announcement) {
+	if d.seen[from] == nil && len(d.seen) >= maxSeen {
+		return
+	}
 	s := d.peer(from)
 	s.trainer, s.announced = true, true
 	s.lastAnnounce = max(s.lastAnnounce, a.Round)

@@ -7,10 +7,11 @@ package node
 
 // Bounds of the dashboard sections.
 const (
-	dashRounds     = 8    // rounds of scores kept (score table, agreement)
-	dashRejections = 64   // rejections kept
-	dashPeers      = 1024 // rows of the peer table
-	dashTrainers   = 256  // rows of the score table
+	dashRounds     = 8             // rounds of scores kept (score table, agreement)
+	dashRejections = 64            // rejections kept
+	dashPeers      = 1024          // rows of the peer table
+	maxSeen        = 4 * dashPeers // peers tracked from gossip
+	dashTrainers   = 256           // rows of the score table
 )
 
 // PeerInfo is one row of the peer table.

@@ -3,6 +3,7 @@ package node
 import (
 	"compress/gzip"
 	"context"
+	"fmt"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -377,6 +378,13 @@ func TestAgreement(t *testing.T) {
 	}
 	if len(d.rejects) != dashRejections || d.rejects[len(d.rejects)-1].Round != 2*dashRejections-1 {
 		t.Errorf("rejection ring holds %d, last round %d", len(d.rejects), d.rejects[len(d.rejects)-1].Round)
+	}
+	// A flood of announcers is not tracked past maxSeen.
+	for i := range maxSeen + 10 {
+		d.onAnnouncement(peer.ID(fmt.Sprint(i)), &Announcement{Round: 1})
+	}
+	if len(d.seen) != maxSeen {
+		t.Errorf("%d peers tracked after a flood of announcers, want %d", len(d.seen), maxSeen)
 	}
 }
 
