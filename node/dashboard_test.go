@@ -3,10 +3,10 @@ package node
 import (
 	"compress/gzip"
 	"context"
-	"fmt"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
