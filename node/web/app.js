@@ -82,7 +82,7 @@ function linePlot(box, series, opt) {
   const X = x => PAD.l + (x - x0) / (x1 - x0) * (W - PAD.l - PAD.r);
   const Y = y => H - PAD.b - (y - y0) / (y1 - y0) * (H - PAD.t - PAD.b);
 
-  for (const t of niceTicks(y0, y1, 4)) {
+  for (const t of niceTicks(y0, y1, H > 180 ? 5 : 3)) {
     root.appendChild(svg("line", { x1: PAD.l, x2: W - PAD.r, y1: Y(t), y2: Y(t), class: "grid" }));
     root.appendChild(svg("text", { x: PAD.l - 6, y: Y(t) + 4, "text-anchor": "end" }, tickLabel(t, opt.yfmt)));
   }
@@ -151,6 +151,7 @@ function renderHeader(s) {
   set("t-valloss", fmtNum(s.val_loss));
   set("t-valloss-s", s.role === "trainer" ? "validators measure it" : "global model");
   set("t-trainloss", fmtNum(s.last_loss));
+  $("t-trainloss").parentElement.classList.toggle("hidden", s.role !== "trainer");
   set("t-contrib", s.role === "bootstrap" ? "–" : s.contributors);
   set("t-peers", s.peers);
   set("t-peers-s", `${s.peers_seen || 0} seen`);
