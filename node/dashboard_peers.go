@@ -139,8 +139,14 @@ func connRow(ci p2p.ConnInfo, wasRelayed bool) *PeerInfo {
 // its peers are all there is to show.
 func bootstrapStatus(p *p2p.Node, id p2p.NetworkID, g *Genesis) Status {
 	pl := bootstrapPeers(p, g)
-	return Status{Network: id.String(), Peer: p.ID().String(), Role: "bootstrap", Peers: len(p.Peers()),
+	s := Status{Network: id.String(), Peer: p.ID().String(), Role: "bootstrap", Peers: len(p.Peers()),
 		PeerList: pl, PeersSeen: len(pl)}
+	if g != nil {
+		now := time.Now()
+		c := NewClock(g)
+		s.Round, s.Phase = c.Round(now), c.Phase(now)
+	}
+	return s
 }
 
 // bootstrapPeers is the peer table of a bootstrap node, which follows no

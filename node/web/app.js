@@ -137,6 +137,7 @@ function renderHeader(s) {
   $("peer").title = s.peer;
   set("network", short(s.network));
   $("network").title = s.network;
+  document.body.dataset.role = s.role || "";
   const role = $("role");
   role.textContent = s.role || "?";
   role.className = "badge " + (s.role || "");
