@@ -307,6 +307,7 @@ function renderRejections(s) {
     const tr = el("tr");
     tr.appendChild(el("td", { class: "num" }, r.round));
     tr.appendChild(el("td", { class: "mono", title: r.trainer }, short(r.trainer)));
+    tr.appendChild(el("td", { class: "mono dim", title: r.validator }, short(r.validator)));
     const k = el("td");
     k.appendChild(pill("kind", r.kind));
     tr.appendChild(k);
