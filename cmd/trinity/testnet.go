@@ -28,7 +28,12 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	dashboard := fs.Bool("dashboard", true, "serve every node's dashboard (and /status, /metrics) on --dashboard-addr")
 	dashAddr := fs.String("dashboard-addr", "127.0.0.1:0", "address of the first node's dashboard; the others take the next ports (port 0: any free ports)")
 	verbose := fs.Bool("v", false, "log every node's events to stderr")
+	advFlag := fs.String("adversaries", "", "extra peers playing adversaries, as MODE[:N],... (modes: "+adversaryNames()+")")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	advs, err := parseAdversaries(*advFlag)
+	if err != nil {
 		return err
 	}
 	if *trainers < 1 || *validators < 1 || *rounds < 0 {
@@ -46,7 +51,7 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	if *verbose {
 		log = env.log
 	}
-	tn, err := node.NewTestnet(ctx, node.TestnetConfig{Dir: *dir, Trainers: *trainers, Validators: *validators, Model: tpl, Logger: log, StartDelay: 3 * time.Second})
+	tn, err := node.NewTestnet(ctx, node.TestnetConfig{Dir: *dir, Trainers: *trainers, Validators: *validators, Model: tpl, Logger: log, StartDelay: 3 * time.Second, Adversaries: advs})
 	if err != nil {
 		return err
 	}
