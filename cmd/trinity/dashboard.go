@@ -62,6 +62,10 @@ func nthAddr(base string, i int) (string, error) {
 // them; without, only the lead validator's, and only if --status names it.
 func serveTestnetStatus(ctx context.Context, env *cliEnv, wg *sync.WaitGroup, tn *node.Testnet, status, base string, dashboard bool) error {
 	srcs := tn.StatusSources()
+	width := 0
+	for _, ns := range srcs {
+		width = max(width, len(ns.Name))
+	}
 	for i, ns := range srcs {
 		lead := i == 1 // validator-0, after the bootstrap node
 		addr, err := nthAddr(base, i)
@@ -78,7 +82,7 @@ func serveTestnetStatus(ctx context.Context, env *cliEnv, wg *sync.WaitGroup, tn
 		if err != nil {
 			return fmt.Errorf("%s: %w", ns.Name, err)
 		}
-		fmt.Fprintf(env.stdout, "%-12s %s\n", ns.Name, statusLine(a, dashboard))
+		fmt.Fprintf(env.stdout, "%-*s  %s\n", width, ns.Name, statusLine(a, dashboard))
 	}
 	return nil
 }
