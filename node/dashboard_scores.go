@@ -22,6 +22,8 @@ func rejectionKind(reason string) string {
 		return false
 	}
 	switch {
+	case strings.TrimSpace(r) == "":
+		return "unexplained" // a validator that gives no reason
 	case has("copied", "duplicate"):
 		return "copied"
 	case has("base state", "blob for round"):
