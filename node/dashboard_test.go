@@ -325,6 +325,7 @@ func TestRejectionKind(t *testing.T) {
 		"not scored in time": "late",
 		"verify: contribution rejected: sparseloco: bad header": "malformed",
 		"announced size exceeds the codec's bound":              "malformed",
+		"": "unexplained",
 	} {
 		if got := rejectionKind(reason); got != kind {
 			t.Errorf("rejectionKind(%q) = %q, want %q", reason, got, kind)
