@@ -441,3 +441,26 @@ func TestReportCompute(t *testing.T) {
 		t.Fatalf("throughput history %v: want the mean of the attested reports, 2000", got)
 	}
 }
+
+func TestConnRow(t *testing.T) {
+	p := testPeer(t, 1)
+	for _, tc := range []struct {
+		ci         p2p.ConnInfo
+		wasRelayed bool
+		addr, role string
+	}{
+		{p2p.ConnInfo{Peer: p, Transport: "tcp"}, false, "direct", "peer"},
+		{p2p.ConnInfo{Peer: p, Relayed: true, Transport: "relay"}, false, "relayed", "peer"},
+		{p2p.ConnInfo{Peer: p, Relayed: true, Transport: "relay"}, true, "relayed", "peer"},
+		{p2p.ConnInfo{Peer: p, Transport: "quic-v1"}, true, "hole-punched", "peer"},
+		{p2p.ConnInfo{Peer: p, Transport: "tcp", Relay: true, Latency: 1500 * time.Microsecond}, false, "direct", "relay"},
+	} {
+		r := connRow(tc.ci, tc.wasRelayed)
+		if r.Addr != tc.addr || r.Role != tc.role || !r.Connected || r.Peer != p.String() || r.Transport != tc.ci.Transport {
+			t.Errorf("connRow(%+v, %v) = %+v, want addr %s role %s", tc.ci, tc.wasRelayed, r, tc.addr, tc.role)
+		}
+		if (tc.ci.Latency > 0) != (r.LatencyMS != nil) || (r.LatencyMS != nil && *r.LatencyMS != 1.5) {
+			t.Errorf("connRow(%+v): latency %v", tc.ci, r.LatencyMS)
+		}
+	}
+}
