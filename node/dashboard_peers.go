@@ -115,14 +115,15 @@ func deref(f *float64) float64 {
 }
 
 // connRow is a connected peer's row. A direct connection to a peer that was
-// reached over a relay before is taken to be hole-punched (DCUtR upgrades
-// relayed connections that way).
+// reached over a relay before, or that still has a relayed connection open
+// beside it, is taken to be hole-punched (DCUtR upgrades relayed
+// connections that way).
 func connRow(ci p2p.ConnInfo, wasRelayed bool) *PeerInfo {
 	pi := &PeerInfo{Peer: ci.Peer.String(), Role: "peer", Connected: true, Addr: "direct", Transport: ci.Transport}
 	switch {
 	case ci.Relayed:
 		pi.Addr = "relayed"
-	case wasRelayed:
+	case wasRelayed || ci.Upgraded:
 		pi.Addr = "hole-punched"
 	}
 	if ci.Relay {

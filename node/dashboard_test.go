@@ -454,6 +454,7 @@ func TestConnRow(t *testing.T) {
 		{p2p.ConnInfo{Peer: p, Relayed: true, Transport: "relay"}, false, "relayed", "peer"},
 		{p2p.ConnInfo{Peer: p, Relayed: true, Transport: "relay"}, true, "relayed", "peer"},
 		{p2p.ConnInfo{Peer: p, Transport: "quic-v1"}, true, "hole-punched", "peer"},
+		{p2p.ConnInfo{Peer: p, Transport: "quic-v1", Upgraded: true}, false, "hole-punched", "peer"},
 		{p2p.ConnInfo{Peer: p, Transport: "tcp", Relay: true, Latency: 1500 * time.Microsecond}, false, "direct", "relay"},
 	} {
 		r := connRow(tc.ci, tc.wasRelayed)

@@ -13,6 +13,7 @@ import (
 type ConnInfo struct {
 	Peer      peer.ID
 	Relayed   bool          // every open connection goes through a relay (/p2p-circuit)
+	Upgraded  bool          // a direct connection is open beside a relayed one: a hole punch (DCUtR) made it
 	Transport string        // "tcp", "quic-v1", ...; of the first direct connection, else "relay"
 	Latency   time.Duration // the peerstore's moving average; 0 when not measured yet
 	Relay     bool          // the peer offers the relay service
@@ -26,12 +27,16 @@ func (n *Node) Conns() []ConnInfo {
 	out := make([]ConnInfo, 0, len(ps))
 	for _, p := range ps {
 		ci := ConnInfo{Peer: p, Relayed: true, Transport: "relay", Latency: h.Peerstore().LatencyEWMA(p)}
+		anyRelayed := false
 		for _, c := range h.Network().ConnsToPeer(p) {
-			if !isRelayed(c) {
+			switch {
+			case isRelayed(c):
+				anyRelayed = true
+			case ci.Relayed:
 				ci.Relayed, ci.Transport = false, transportOf(c.RemoteMultiaddr())
-				break
 			}
 		}
+		ci.Upgraded = !ci.Relayed && anyRelayed
 		if ok, _ := h.Peerstore().SupportsProtocols(p, relayHopProtocol); len(ok) > 0 {
 			ci.Relay = true
 		}
