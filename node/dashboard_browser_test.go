@@ -22,8 +22,9 @@ import (
 // TestDashboardInBrowser runs a validator and two trainers, serves their
 // dashboards, loads them in headless Chromium over the DevTools protocol and
 // reads from the DOM that the loss plot has points and that the peer table
-// lists every other peer (the bootstrap node and the trainers), with no
-// console error, CSP violation or failed load on the way.
+// lists every other peer (the bootstrap node and the trainers), then loads
+// a status whose peer-supplied strings are markup and checks that they show
+// as text; with no console error, CSP violation or failed load on the way.
 func TestDashboardInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end dashboard test")
@@ -107,9 +108,66 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		t.Logf("%s: %d updates, %s: %d points, %d peer rows (%s)", tc.name, dom.Updates, tc.series, dom.points(tc.series), dom.Rows, roles)
 	}
+	checkHostileText(ctx, t, br, sctx, &wg)
 	time.Sleep(time.Second) // let late console messages arrive
 	for _, e := range br.consoleErrors() {
 		t.Errorf("browser console: %s", e)
+	}
+}
+
+// hostile is markup a hostile peer could put in what it sends (a rejection
+// reason comes from another validator, a peer ID from anyone).
+const hostile = `<img src=x onerror="document.title='pwned'"><script>document.title='pwned'</script>`
+
+// checkHostileText serves a status whose peer-supplied strings are markup
+// and checks that the page shows them as text: no element made of them, no
+// script run (the CSP would also block it, and report it as an error).
+func checkHostileText(ctx context.Context, t *testing.T, br *browser, sctx context.Context, wg *sync.WaitGroup) {
+	t.Helper()
+	one := 1.0
+	st := fixedStatus{Role: "validator", Peer: hostile, Network: hostile, Phase: hostile, StateHash: hostile,
+		History:    []RoundPoint{{Round: 0, Rounds: 1, ValLoss: &one}, {Round: 1, Rounds: 1, ValLoss: &one}},
+		PeerList:   []PeerInfo{{Peer: hostile, Role: hostile, Connected: true, Addr: hostile, Transport: hostile}},
+		ScoreTable: &ScoreTable{Validator: hostile, Rounds: []uint64{1}, Rows: []ScoreRow{{Trainer: hostile, Cells: []*ScoreCell{{Kind: hostile, Reason: hostile}}}}},
+		Rejections: []Rejection{{Round: 1, Validator: hostile, Trainer: hostile, Kind: hostile, Reason: hostile}},
+		LastError:  &ErrorNote{Level: hostile, Message: hostile, Time: hostile},
+		Compute:    &ComputeStatus{Device: hostile, Unit: hostile}}
+	addrc := make(chan net.Addr, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := ServeStatus(sctx, "127.0.0.1:0", st, testLogger(), func(a net.Addr) { addrc <- a }); err != nil {
+			t.Error(err)
+		}
+	}()
+	page, err := br.open(ctx, "http://"+(<-addrc).String()+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const q = `JSON.stringify({updates: Number(document.body.dataset.updates || 0), imgs: document.querySelectorAll("img, script:not([src])").length,
+		title: document.title, shown: document.body.innerText.split("onerror").length - 1})`
+	var got struct {
+		Updates, Imgs, Shown int
+		Title                string
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for got.Updates < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hostile status page did not render: %+v", got)
+		}
+		time.Sleep(300 * time.Millisecond)
+		v, err := page.eval(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != "" {
+			if err := json.Unmarshal([]byte(v), &got); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got.Imgs != 0 || strings.Contains(got.Title, "pwned") || got.Shown < 5 {
+		t.Errorf("peer-supplied markup: %d elements made of it, title %q, shown as text %d times (want 0, no pwned, >= 5)", got.Imgs, got.Title, got.Shown)
 	}
 }
 
@@ -364,25 +422,31 @@ func (b *browser) open(ctx context.Context, url string) (*page, error) {
 	return p, nil
 }
 
-// dom evaluates domQuery in the page.
-func (p *page) dom(ctx context.Context) (domState, error) {
+// eval evaluates a JavaScript expression that yields a string.
+func (p *page) eval(ctx context.Context, expr string) (string, error) {
 	var res struct {
 		Result struct {
 			Value string `json:"value"`
 		} `json:"result"`
 		ExceptionDetails json.RawMessage `json:"exceptionDetails"`
 	}
-	var d domState
-	if err := p.b.call(ctx, p.session, "Runtime.evaluate", map[string]any{"expression": domQuery, "returnByValue": true}, &res); err != nil {
-		return d, err
+	if err := p.b.call(ctx, p.session, "Runtime.evaluate", map[string]any{"expression": expr, "returnByValue": true}, &res); err != nil {
+		return "", err
 	}
 	if len(res.ExceptionDetails) > 0 {
-		return d, fmt.Errorf("evaluating the DOM query: %s", res.ExceptionDetails)
+		return "", fmt.Errorf("evaluating %.40q: %s", expr, res.ExceptionDetails)
 	}
-	if res.Result.Value == "" {
-		return d, nil // the page is not loaded yet
+	return res.Result.Value, nil
+}
+
+// dom evaluates domQuery in the page.
+func (p *page) dom(ctx context.Context) (domState, error) {
+	var d domState
+	v, err := p.eval(ctx, domQuery)
+	if err != nil || v == "" {
+		return d, err // "": the page is not loaded yet
 	}
-	return d, json.Unmarshal([]byte(res.Result.Value), &d)
+	return d, json.Unmarshal([]byte(v), &d)
 }
 
 func (b *browser) consoleErrors() []string {
