@@ -212,8 +212,8 @@ function renderFacts(s) {
     fact(f, "rounds applied", `${s.rounds_applied} (${s.catch_ups} catch-ups)`);
     if (s.role === "trainer") fact(f, "announced", `${s.announced} (missed ${s.missed})`);
     fact(f, "checkpoint", `round ${s.checkpoint ? s.checkpoint.round : "–"}`);
+    fact(f, "traffic total", `${fmtBytes(s.bytes_in)} in · ${fmtBytes(s.bytes_out)} out`);
   }
-  fact(f, "traffic total", `${fmtBytes(s.bytes_in)} in · ${fmtBytes(s.bytes_out)} out`);
   const e = $("last-error");
   if (s.last_error) {
     e.replaceChildren(el("span", { class: "when" }, `last ${s.last_error.level.toLowerCase()} · ${s.last_error.time}`),
