@@ -24,6 +24,8 @@ func rejectionKind(reason string) string {
 	switch {
 	case strings.TrimSpace(r) == "":
 		return "unexplained" // a validator that gives no reason
+	case has("replay:"):
+		return "replay" // failed or dodged a proof-of-work challenge
 	case has("copied", "duplicate"):
 		return "copied"
 	case has("base state", "blob for round"):

@@ -56,7 +56,7 @@ type Rejection struct {
 	Round     uint64 `json:"round"`
 	Validator string `json:"validator"`
 	Trainer   string `json:"trainer"`
-	Kind      string `json:"kind"` // malformed, stale, poisoned, unhelpful, copied, unavailable, late
+	Kind      string `json:"kind"` // malformed, stale, poisoned, unhelpful, copied, unavailable, late, replay, unexplained
 	Reason    string `json:"reason"`
 }
 

@@ -327,6 +327,7 @@ func TestRejectionKind(t *testing.T) {
 		"verify: contribution rejected: sparseloco: bad header": "malformed",
 		"announced size exceeds the codec's bound":              "malformed",
 		"": "unexplained",
+		"replay: excluded (failed or unanswered challenge, or no commitment)": "replay",
 	} {
 		if got := rejectionKind(reason); got != kind {
 			t.Errorf("rejectionKind(%q) = %q, want %q", reason, got, kind)

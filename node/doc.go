@@ -31,6 +31,11 @@
 //     self-contained, bounded in size whatever the network's age and size,
 //     never exposing the identity key or the data directory, and answering
 //     bad queries with a 4xx. Its data is collected on the loop goroutine.
+//   - A genesis with params.replay adds proof of training work: trainers
+//     commit to every inner step's state in their announcements and answer
+//     validators' challenges; a failed or unanswered challenge zeroes the
+//     trainer's score and keeps it out of manifests, identically on every
+//     validator (replay_*.go).
 //
 // See docs/network.md for the protocol in full and its measured costs.
 package node

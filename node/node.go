@@ -257,7 +257,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		// A peer that died but still looks connected costs one HeaderTimeout
 		// before the next provider is asked; a fraction of a round keeps a
 		// vanished contributor from stalling everyone's apply phase.
-		HeaderTimeout: min(10*time.Second, max(2*time.Second, g.Params.RoundLength()/4))}
+		HeaderTimeout: min(10*time.Second, max(2*time.Second, g.Params.RoundLength()/4)),
+		ExtraTopics:   replayTopics(g)}
 	if pc.Bootstrap == nil {
 		pc.Bootstrap = g.Bootstrap
 	}
@@ -272,6 +273,12 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, err
 	}
 	n.log = o.log.With("peer", n.p2p.ID().String(), "role", string(cfg.Role))
+	// Before the roles: they may depend on the mode (replay's recorder).
+	if cfg.Adversary != "" {
+		if n.adv, err = newAdversary(n, cfg.Adversary); err != nil {
+			return nil, err
+		}
+	}
 	switch cfg.Role {
 	case RoleTrainer:
 		if n.tr, err = newTrainerRole(n); err != nil {
@@ -282,11 +289,6 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 			return nil, fmt.Errorf("node: peer %s is not in the genesis validator set (use the validator's key)", n.p2p.ID())
 		}
 		if n.va, err = newValidatorRole(n); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.Adversary != "" {
-		if n.adv, err = newAdversary(n, cfg.Adversary); err != nil {
 			return nil, err
 		}
 	}
@@ -345,7 +347,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.registerValidators(); err != nil {
 		return err
 	}
-	for _, t := range p2p.BuiltinTopics() {
+	for _, t := range append(p2p.BuiltinTopics(), replayTopics(n.gen)...) {
 		sub, err := n.p2p.Subscribe(t)
 		if err != nil {
 			return err
@@ -438,6 +440,7 @@ func (n *Node) tick(ctx context.Context, now time.Time) time.Time {
 	}
 	if n.va != nil {
 		soon(n.va.tick(ctx, now, r))
+		soon(n.va.replay.tick(ctx, now, r))
 	}
 	n.gcRounds(r)
 	return wake
@@ -514,6 +517,7 @@ func (n *Node) registerValidators() error {
 			return err
 		},
 	}
+	n.replayChecks(checks)
 	for t, f := range checks {
 		if err := n.p2p.RegisterValidator(t, func(_ context.Context, _ peer.ID, env *p2p.Envelope) error { return f(env) }); err != nil {
 			return err
@@ -583,6 +587,8 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 					n.log.Debug("checkpoint announced", "round", c.Ref.Round, "cid", c.Ref.CID, "by", env.Sender)
 				}
 			})
+		default:
+			n.readReplay(ctx, sub.Topic(), env)
 		}
 	}
 }

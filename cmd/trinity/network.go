@@ -85,10 +85,14 @@ func runGenesis(_ context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&hp.TopK, "top-k", hp.TopK, "entries kept per chunk")
 	fs.IntVar(&hp.ChunkSize, "chunk-size", hp.ChunkSize, "chunk size")
 	outerLR := fs.Float64("outer-lr", float64(hp.OuterLR), "outer learning rate")
+	replayOn := fs.Bool("replay", false, "proof of training work: validators replay sampled inner steps (default policy)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	hp.OuterLR = float32(*outerLR)
+	if *replayOn {
+		hp.Replay = node.DefaultReplayParams()
+	}
 	g := &node.Genesis{Version: node.GenesisVersion, Network: *name, WeightSeed: *seed, Model: cfg,
 		Data: dataSpec(*dataPath, *seed, *corpusBytes, 0.05), Params: hp, Bootstrap: boots}
 	t, err := parseStart(*start, time.Now())

@@ -28,9 +28,13 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	dashboard := fs.Bool("dashboard", true, "serve every node's dashboard (and /status, /metrics) on --dashboard-addr")
 	dashAddr := fs.String("dashboard-addr", "127.0.0.1:0", "address of the first node's dashboard; the others take the next ports (port 0: any free ports)")
 	verbose := fs.Bool("v", false, "log every node's events to stderr")
+	replayOn := fs.Bool("replay", false, "proof of training work: validators replay sampled inner steps (default policy)")
 	advFlag := fs.String("adversaries", "", "extra peers playing adversaries, as MODE[:N],... (modes: "+adversaryNames()+")")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *replayOn {
+		tpl.Params.Replay = node.DefaultReplayParams()
 	}
 	advs, err := parseAdversaries(*advFlag)
 	if err != nil {
