@@ -228,7 +228,7 @@ function pill(cls, text) { return el("span", { class: "pill " + cls }, text); }
 
 function renderPeers(s) {
   const rows = s.peer_list || [];
-  set("peers-count", `${rows.length} peers` + ((s.peers_seen || 0) > rows.length ? ` of ${s.peers_seen}` : "") + ` · ${s.peers} connected`);
+  set("peers-count", `${rows.length} peer${rows.length === 1 ? "" : "s"}` + ((s.peers_seen || 0) > rows.length ? ` of ${s.peers_seen}` : "") + ` · ${s.peers} connected`);
   const tb = $("peers").tBodies[0];
   const maxScore = Math.max(1e-9, ...rows.map(r => r.score || 0));
   tb.replaceChildren(...rows.map(r => {
@@ -326,9 +326,14 @@ function render(s) {
   renderRejections(s);
 }
 
-// The page passes its own ?points= on to the API (the server checks it).
-const points = new URLSearchParams(location.search).get("points");
-const api = "/api/status" + (points ? "?points=" + encodeURIComponent(points) : "");
+// The page passes its own ?points= and ?peers= on to the API (the server
+// checks them).
+const api = (() => {
+  const page = new URLSearchParams(location.search), q = new URLSearchParams();
+  for (const k of ["points", "peers"]) if (page.has(k)) q.set(k, page.get(k));
+  const qs = q.toString();
+  return "/api/status" + (qs ? "?" + qs : "");
+})();
 
 async function poll() {
   try {
