@@ -39,11 +39,12 @@ type Node struct {
 	dht  *dht.IpfsDHT
 	ps   *pubsub.PubSub
 
-	store    *Store
-	zenc     *zstd.Encoder
-	serveSem chan struct{}
-	fetchMu  sync.Mutex
-	fetching map[cid.Cid]*fetchCall
+	store     *Store
+	zenc      *zstd.Encoder
+	serveSem  chan struct{}
+	serveBufs sync.Pool // *[]byte of serveChunk bytes
+	fetchMu   sync.Mutex
+	fetching  map[cid.Cid]*fetchCall
 
 	topics      map[Topic]*pubsub.Topic
 	roundWindow RoundWindowFunc
@@ -114,6 +115,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		scores: make(map[peer.ID]float64), unprovided: make(map[cid.Cid]bool),
 		bootstrap: bootstrap, staticRelay: relays,
 	}
+	n.serveBufs.New = func() any { b := make([]byte, serveChunk); return &b }
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
