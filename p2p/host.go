@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -37,7 +38,10 @@ type Node struct {
 	now  func() time.Time
 	host host.Host
 	dht  *dht.IpfsDHT
-	ps   *pubsub.PubSub
+	// quicCM is the QUIC connection manager we built (quicReuse); Close
+	// closes it after the host.
+	quicCM io.Closer
+	ps     *pubsub.PubSub
 
 	store     *Store
 	zenc      *zstd.Encoder
@@ -50,6 +54,9 @@ type Node struct {
 	roundWindow RoundWindowFunc
 	valMu       sync.RWMutex
 	validators  map[Topic]ValidatorFunc
+
+	staleMu sync.Mutex
+	probing map[peer.ID]bool // peers whose older connections are being pinged
 
 	reach    atomic.Int32
 	hostRef  relayHost
@@ -112,7 +119,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		store: store, zenc: zenc, serveSem: make(chan struct{}, maxConcurrentServes),
 		fetching: make(map[cid.Cid]*fetchCall), topics: make(map[Topic]*pubsub.Topic),
 		roundWindow: o.roundWindow, validators: make(map[Topic]ValidatorFunc),
-		scores: make(map[peer.ID]float64), unprovided: make(map[cid.Cid]bool),
+		scores: make(map[peer.ID]float64), unprovided: make(map[cid.Cid]bool), probing: make(map[peer.ID]bool),
 		bootstrap: bootstrap, staticRelay: relays,
 	}
 	n.serveBufs.New = func() any { b := make([]byte, serveChunk); return &b }
@@ -131,6 +138,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, err
 	}
 	n.host.SetStreamHandler(cfg.NetworkID.BlobProtocol(), n.handleBlob)
+	n.watchStaleConns()
 	if err := n.startDiscovery(ctx); err != nil {
 		return nil, err
 	}
@@ -158,6 +166,7 @@ func (n *Node) startHost() error {
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
+		n.quicReuse(),
 		libp2p.DefaultMuxers,
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
@@ -177,6 +186,10 @@ func (n *Node) startHost() error {
 		// when it fails before taking ownership.
 		_ = cm.Close()
 		_ = rm.Close()
+		if n.quicCM != nil {
+			_ = n.quicCM.Close()
+			n.quicCM = nil
+		}
 		if n.dht != nil {
 			_ = n.dht.Close()
 			n.dht = nil
@@ -207,6 +220,9 @@ func (n *Node) Close() error {
 		}
 		if n.host != nil {
 			errs = append(errs, n.host.Close())
+		}
+		if n.quicCM != nil {
+			errs = append(errs, n.quicCM.Close())
 		}
 		if n.zenc != nil {
 			errs = append(errs, n.zenc.Close())
