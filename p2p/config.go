@@ -217,6 +217,7 @@ type options struct {
 	identity     crypto.PrivKey
 	scoreInspect time.Duration
 	now          func() time.Time
+	noiseFirst   bool // tests: prefer Noise to TLS
 }
 
 // WithLogger sets the logger (default slog.Default()).
