@@ -14,6 +14,15 @@
 //   - Blobs are keyed by CIDv1 (raw codec, sha2-256). Put stores a blob on disk
 //     atomically and provides it on the network's private DHT; Get returns
 //     bytes only after their hash matches the CID, whichever peer served them.
+//   - Connections: TCP and QUIC, TLS preferred to Noise. A QUIC connection
+//     silent for 10 s is dropped (keep-alives every 5 s). When a peer
+//     connects while an older direct connection to it is open, the older one
+//     is pinged; if it is dead (the peer was killed and restarted), all
+//     connections to the peer are closed and it is redialed once gossipsub
+//     has let it go, so its subscriptions are learnt again.
+//   - Behind NAT: AutoNAT reports reachability, circuit relay v2 reaches a
+//     private peer, DCUtR upgrades a relayed connection to a direct one
+//     (TestNATHolePunch, build tag netns).
 //   - Networks are isolated by the network ID: protocol IDs, gossip topics and
 //     the DHT protocol prefix all carry it, and no public IPFS peers are used.
 package p2p
