@@ -54,12 +54,14 @@ type benchTransport struct {
 	name       string
 	listen     string
 	noiseFirst bool
+	plainTLS   bool
 }
 
 var benchTransports = []benchTransport{
-	{"tcp-tls", "/ip4/127.0.0.1/tcp/0", false},
-	{"tcp-noise", "/ip4/127.0.0.1/tcp/0", true},
-	{"quic", "/ip4/127.0.0.1/udp/0/quic-v1", false},
+	{"tcp-tls", "/ip4/127.0.0.1/tcp/0", false, false},
+	{"tcp-tls-unbatched", "/ip4/127.0.0.1/tcp/0", false, true},
+	{"tcp-noise", "/ip4/127.0.0.1/tcp/0", true, false},
+	{"quic", "/ip4/127.0.0.1/udp/0/quic-v1", false, false},
 }
 
 // withNoiseFirst makes a node prefer Noise to TLS.
@@ -72,6 +74,9 @@ func benchPair(b *testing.B, tr benchTransport) (srv, cli *Node) {
 	var opts []Option
 	if tr.noiseFirst {
 		opts = append(opts, withNoiseFirst())
+	}
+	if tr.plainTLS {
+		opts = append(opts, func(o *options) error { o.plainTLS = true; return nil })
 	}
 	nodes := make([]*Node, 2)
 	for i := range nodes {
@@ -112,6 +117,19 @@ func (v *vsTCP) round(b *testing.B, p2p, tcp func()) {
 	v.tcpCPU += c2 - c1
 }
 
+// runVsTCP times b.N runs of p2p, each followed by a plain TCP copy of
+// data, and reports both.
+func runVsTCP(b *testing.B, data []byte, p2p func()) {
+	addr, stop := tcpBaseline(b, data)
+	defer stop()
+	var v vsTCP
+	b.ResetTimer()
+	for range b.N {
+		v.round(b, p2p, func() { tcpFetch(b, addr, len(data)) })
+	}
+	v.report(b, len(data))
+}
+
 // report gives the p2p and plain-TCP rates of the same bytes, the ratio of
 // the rates (the target is >= 0.5) and the ratio of the CPU time spent.
 func (v *vsTCP) report(b *testing.B, bytes int) {
@@ -137,18 +155,11 @@ func BenchmarkBlobFetch(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				addr, stop := tcpBaseline(b, data)
-				defer stop()
-				var v vsTCP
-				b.ResetTimer()
-				for range b.N {
-					v.round(b, func() {
-						if _, err := cli.fetchFrom(ctx, srv.ID(), c, int64(size)); err != nil {
-							b.Fatal(err)
-						}
-					}, func() { tcpFetch(b, addr, size) })
-				}
-				v.report(b, size)
+				runVsTCP(b, data, func() {
+					if _, err := cli.fetchFrom(ctx, srv.ID(), c, int64(size)); err != nil {
+						b.Fatal(err)
+					}
+				})
 			})
 		}
 	}
@@ -317,26 +328,19 @@ func BenchmarkStreamCeiling(b *testing.B) {
 				_, _ = s.Write(data)
 				_ = s.Close()
 			})
-			addr, stop := tcpBaseline(b, data)
-			defer stop()
-			var v vsTCP
-			b.ResetTimer()
-			for range b.N {
-				v.round(b, func() {
-					s, err := cli.host.NewStream(ctx, srv.ID(), "/bench/raw")
-					if err != nil {
-						b.Fatal(err)
-					}
-					// A fresh buffer per copy, as a fetch returns one and
-					// tcpFetch allocates one.
-					buf := make([]byte, size)
-					if _, err := io.ReadFull(s, buf); err != nil {
-						b.Fatal(err)
-					}
-					_ = s.Close()
-				}, func() { tcpFetch(b, addr, size) })
-			}
-			v.report(b, size)
+			runVsTCP(b, data, func() {
+				s, err := cli.host.NewStream(ctx, srv.ID(), "/bench/raw")
+				if err != nil {
+					b.Fatal(err)
+				}
+				// A fresh buffer per copy, as a fetch returns one and
+				// tcpFetch allocates one.
+				buf := make([]byte, size)
+				if _, err := io.ReadFull(s, buf); err != nil {
+					b.Fatal(err)
+				}
+				_ = s.Close()
+			})
 		})
 	}
 }

@@ -218,6 +218,7 @@ type options struct {
 	scoreInspect time.Duration
 	now          func() time.Time
 	noiseFirst   bool // tests: prefer Noise to TLS
+	plainTLS     bool // tests: go-libp2p's TLS without batchedTLS
 }
 
 // WithLogger sets the logger (default slog.Default()).

@@ -16,10 +16,11 @@
 //     bytes only after their hash matches the CID, whichever peer served them.
 //   - Connections: TCP and QUIC, TLS preferred to Noise. A QUIC connection
 //     silent for 10 s is dropped (keep-alives every 5 s). When a peer
-//     connects while an older direct connection to it is open, the older one
-//     is pinged; if it is dead (the peer was killed and restarted), all
-//     connections to the peer are closed and it is redialed once gossipsub
-//     has let it go, so its subscriptions are learnt again.
+//     connects while an older direct connection to it is open, both are
+//     pinged; if the new one answers and the old one does not (the peer was
+//     killed and restarted), all connections to the peer are closed and it
+//     is redialed once gossipsub has let it go, so that its subscriptions
+//     are learnt again.
 //   - Behind NAT: AutoNAT reports reachability, circuit relay v2 reaches a
 //     private peer, DCUtR upgrades a relayed connection to a direct one
 //     (TestNATHolePunch, build tag netns).

@@ -43,7 +43,9 @@ type Node struct {
 	quicCM io.Closer
 	// noiseFirst prefers Noise over TLS (benchmarks compare the two).
 	noiseFirst bool
-	ps         *pubsub.PubSub
+	// plainTLS skips batchedTLS (benchmarks compare the two).
+	plainTLS bool
+	ps       *pubsub.PubSub
 
 	store     *Store
 	zenc      *zstd.Encoder
@@ -122,7 +124,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		fetching: make(map[cid.Cid]*fetchCall), topics: make(map[Topic]*pubsub.Topic),
 		roundWindow: o.roundWindow, validators: make(map[Topic]ValidatorFunc),
 		scores: make(map[peer.ID]float64), unprovided: make(map[cid.Cid]bool), probing: make(map[peer.ID]bool),
-		bootstrap: bootstrap, staticRelay: relays, noiseFirst: o.noiseFirst,
+		bootstrap: bootstrap, staticRelay: relays, noiseFirst: o.noiseFirst, plainTLS: o.plainTLS,
 	}
 	n.serveBufs.New = func() any { b := make([]byte, serveChunk); return &b }
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -153,7 +155,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 // blobs (BenchmarkBlobFetch measures both); peers that only speak Noise
 // still connect.
 func (n *Node) securityOptions() []libp2p.Option {
-	tls := libp2p.Security(libp2ptls.ID, libp2ptls.New)
+	tls := libp2p.Security(libp2ptls.ID, newBatchedTLS)
+	if n.plainTLS {
+		tls = libp2p.Security(libp2ptls.ID, libp2ptls.New)
+	}
 	nz := libp2p.Security(noise.ID, noise.New)
 	if n.noiseFirst {
 		return []libp2p.Option{nz, tls}

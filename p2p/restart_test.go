@@ -99,7 +99,7 @@ func TestRestartedPeerOverQUIC(t *testing.T) {
 	// died 30 s later.
 	waitFor(ctx, t, "only live connections to the restarted peer", func() bool {
 		for _, c := range y.host.Network().ConnsToPeer(xid) {
-			if probeConn(ctx, c) != nil {
+			if probeConn(ctx, c, staleProbeTimeout) != nil {
 				return false
 			}
 		}

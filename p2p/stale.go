@@ -69,12 +69,9 @@ func (n *Node) checkStale(c network.Conn) {
 	p := c.RemotePeer()
 	stale := false
 	for _, o := range n.olderConns(c) {
-		if err := probeConn(n.ctx, o); err != nil {
-			if n.ctx.Err() != nil {
-				return
-			}
+		if n.deadNextTo(o, c) {
 			n.log.Info("closing a stale connection: the peer reconnected and the old connection does not answer",
-				"peer", p, "addr", o.RemoteMultiaddr(), "err", err)
+				"peer", p, "addr", o.RemoteMultiaddr())
 			stale = true
 		}
 	}
@@ -102,10 +99,23 @@ func (n *Node) checkStale(c network.Conn) {
 	}
 }
 
+// deadNextTo calls old dead only when cur answers a ping and old then
+// does not within staleProbeTimeout or twenty times cur's round trip,
+// whichever is longer: a slow machine or link slows both, and must not get
+// a live connection closed.
+func (n *Node) deadNextTo(old, cur network.Conn) bool {
+	start := time.Now()
+	if probeConn(n.ctx, cur, staleProbeTimeout) != nil {
+		return false // the peer does not answer on the new one either
+	}
+	rtt := time.Since(start)
+	return probeConn(n.ctx, old, max(staleProbeTimeout, 20*rtt)) != nil && n.ctx.Err() == nil
+}
+
 // probeConn runs one libp2p ping over c itself (not whichever connection
 // the host would pick).
-func probeConn(ctx context.Context, c network.Conn) error {
-	ctx, cancel := context.WithTimeout(ctx, staleProbeTimeout)
+func probeConn(ctx context.Context, c network.Conn, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s, err := c.NewStream(ctx)
 	if err != nil {
@@ -114,7 +124,7 @@ func probeConn(ctx context.Context, c network.Conn) error {
 	defer s.Reset()
 	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
 	defer stop()
-	_ = s.SetDeadline(time.Now().Add(staleProbeTimeout))
+	_ = s.SetDeadline(time.Now().Add(timeout))
 	if err := msmux.SelectProtoOrFail(ping.ID, s); err != nil {
 		return fmt.Errorf("negotiating ping: %w", err)
 	}
