@@ -74,6 +74,12 @@ type Batch struct {
 // ErrRejected is wrapped by every failed check of Check.
 var ErrRejected = errors.New("verify: contribution rejected")
 
+// ErrStaleBase is wrapped (with ErrRejected) when the contribution was
+// computed from another state than the round's: late work, not malice as
+// such (an honest trainer that had not applied the last manifest yet sends
+// one), so the caller counts it as a miss rather than a failure.
+var ErrStaleBase = errors.New("verify: contribution computed from another state")
+
 // Check decodes blob into c (from ch.NewCompressed) and runs the format
 // checks: strict decoding, the round, the base state hash (claimed, from the
 // trainer's announcement, against want, the validator's own), finiteness and
@@ -84,7 +90,7 @@ func Check(ch *optimizer.Chunking, blob []byte, round uint64, claimed, want [32]
 		return 0, fmt.Errorf("verify: dense buffer has %d entries, want %d", len(dense), ch.NumParams)
 	}
 	if claimed != want {
-		return 0, fmt.Errorf("%w: base state %x, want %x", ErrRejected, claimed[:8], want[:8])
+		return 0, fmt.Errorf("%w: %w: base state %x, want %x", ErrRejected, ErrStaleBase, claimed[:8], want[:8])
 	}
 	if err := ch.Decode(blob, c); err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrRejected, err)

@@ -1,0 +1,118 @@
+package node
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/trinity-net/trinity/verify"
+)
+
+// Multi-validator consensus. Every validator scores the round's
+// contributions and publishes its score vector at ScoreAt; the validator
+// that composes the manifest (the lead, or a fallback) takes, for each
+// announced contribution, the stake-weighted median (verify.Consensus) of
+// the votes of every validator whose scores reached it: a validator's vote
+// is its score when it passed the contribution with the CID the lead saw,
+// 0 when it rejected it (or scored another CID for the trainer); a
+// validator that did not score the trainer ("not scored in time", not
+// sampled, no vector) abstains. A contribution enters the manifest when its
+// consensus score is positive and the composer holds the blob and found it
+// well formed itself (verify.Check), ranked by consensus score (then peer
+// ID) up to MaxContributions. So a dishonest validator with less than half
+// of the voting stake can neither pass a contribution the others reject nor
+// keep out one they pass.
+//
+// Timing: the composer waits at ManifestAt until it holds the vectors of
+// every validator, at most until ManifestAt + FallbackStep/4, so that a
+// validator that publishes a little late still counts while the next
+// fallback (ManifestAt + FallbackStep) still sees the manifest in time.
+
+// manifestAt is when this validator may compose round r's manifest, and
+// whether it should still wait for other validators' scores.
+func (v *validatorRole) manifestAt(now time.Time, r uint64, vr *valRound) (time.Time, bool) {
+	c := v.n.clock
+	at := c.ManifestAt(r, v.rank)
+	if len(vr.others)+1 >= len(v.n.gen.Validators) {
+		return at, false
+	}
+	limit := at.Add(time.Duration(c.Hyper.FallbackStep / 4 * float64(c.Length)))
+	if now.Before(limit) {
+		if now.Before(at) {
+			return at, true
+		}
+		return limit, true
+	}
+	return at, false
+}
+
+// votes gathers the validators' votes on trainer p's announced contribution.
+func (v *validatorRole) votes(vr *valRound, p peer.ID) []verify.Vote {
+	g := v.n.gen
+	a := vr.anns[p]
+	var out []verify.Vote
+	vote := func(validator peer.ID, e ScoreEntry) {
+		if e.Reason == reasonNotScored {
+			return
+		}
+		rank := g.ValidatorRank(validator)
+		if rank < 0 {
+			return
+		}
+		s := 0.0
+		if e.OK && e.CID == a.CID {
+			s = e.Score
+		}
+		out = append(out, verify.Vote{Score: s, Stake: g.Validators[rank].Stake})
+	}
+	if e, ok := vr.results[p]; ok {
+		vote(v.n.p2p.ID(), e)
+	}
+	for from, s := range vr.others {
+		for _, e := range s.Entries {
+			if e.Trainer == p.String() {
+				vote(from, e)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// choose returns the round's contributions for the manifest, best first.
+func (v *validatorRole) choose(vr *valRound) []peer.ID {
+	type cand struct {
+		p peer.ID
+		s float64
+	}
+	var cs []cand
+	for p := range vr.anns {
+		if _, ok := vr.decoded[p]; !ok || vr.blobs[p] == nil {
+			continue
+		}
+		if s := verify.Consensus(v.votes(vr, p)); s > 0 {
+			cs = append(cs, cand{p, s})
+		}
+	}
+	slices.SortFunc(cs, func(a, b cand) int {
+		if c := cmp.Compare(b.s, a.s); c != 0 {
+			return c
+		}
+		return strings.Compare(a.p.String(), b.p.String())
+	})
+	// Two trainers with the same blob: the screens reject the later one;
+	// should both still pass, neither goes in.
+	byCID := map[string]int{}
+	for _, c := range cs {
+		byCID[vr.anns[c.p].CID]++
+	}
+	out := make([]peer.ID, 0, len(cs))
+	for _, c := range cs {
+		if byCID[vr.anns[c.p].CID] == 1 && len(out) < v.n.gen.Params.MaxContributions {
+			out = append(out, c.p)
+		}
+	}
+	return out
+}
