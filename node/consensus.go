@@ -53,12 +53,8 @@ func (v *validatorRole) votes(vr *valRound, p peer.ID) []verify.Vote {
 	g := v.n.gen
 	a := vr.anns[p]
 	var out []verify.Vote
-	vote := func(validator peer.ID, e ScoreEntry) {
-		if e.Reason == reasonNotScored {
-			return
-		}
-		rank := g.ValidatorRank(validator)
-		if rank < 0 {
+	vote := func(rank int, e ScoreEntry) {
+		if e.Reason == reasonNotScored || rank < 0 || rank >= len(g.Validators) {
 			return
 		}
 		s := 0.0
@@ -68,12 +64,12 @@ func (v *validatorRole) votes(vr *valRound, p peer.ID) []verify.Vote {
 		out = append(out, verify.Vote{Score: s, Stake: g.Validators[rank].Stake})
 	}
 	if e, ok := vr.results[p]; ok {
-		vote(v.n.p2p.ID(), e)
+		vote(v.rank, e)
 	}
 	for from, s := range vr.others {
 		for _, e := range s.Entries {
 			if e.Trainer == p.String() {
-				vote(from, e)
+				vote(g.ValidatorRank(from), e)
 				break
 			}
 		}
