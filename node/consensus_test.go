@@ -40,9 +40,13 @@ func TestConsensusChoice(t *testing.T) {
 	v := &validatorRole{n: &Node{gen: g, clock: NewClock(g)}, rank: 0, rounds: map[uint64]*valRound{}}
 	vr := v.round(5)
 	cid := func(p peer.ID) string { return testCID(p.String()) }
-	ok := func(p peer.ID, s float64) ScoreEntry { return ScoreEntry{Trainer: p.String(), CID: cid(p), Score: s, OK: true} }
+	ok := func(p peer.ID, s float64) ScoreEntry {
+		return ScoreEntry{Trainer: p.String(), CID: cid(p), Score: s, OK: true}
+	}
 	bad := func(p peer.ID) ScoreEntry { return ScoreEntry{Trainer: p.String(), CID: cid(p), Reason: "copy"} }
-	abstain := func(p peer.ID) ScoreEntry { return ScoreEntry{Trainer: p.String(), CID: cid(p), Reason: reasonNotScored} }
+	abstain := func(p peer.ID) ScoreEntry {
+		return ScoreEntry{Trainer: p.String(), CID: cid(p), Reason: reasonNotScored}
+	}
 	for _, p := range tr {
 		vr.anns[p] = &Announcement{CID: cid(p)}
 		vr.blobs[p] = []byte("blob")

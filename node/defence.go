@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/trinity-net/trinity/optimizer"
@@ -72,6 +73,8 @@ func (v *validatorRole) verdict(vr *valRound, p peer.ID, reason string, o verify
 // round-wide screens (copies, norm outliers, the score bar). A contribution
 // failing one is rejected and its trainer takes a strike.
 func (v *validatorRole) screenRound(r uint64, vr *valRound) {
+	t0 := time.Now()
+	defer func() { v.n.metrics.observe(phaseScreen, time.Since(t0)) }()
 	for p, k := range vr.extra {
 		if vr.anns[p] != nil {
 			v.verdict(vr, p, fmt.Sprintf("equivocation: %d more blobs announced in the round", k), verify.Failed)

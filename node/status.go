@@ -24,9 +24,10 @@ const (
 	phaseFetch     = "fetch"
 	phaseValidate  = "validate"
 	phaseAggregate = "aggregate"
+	phaseScreen    = "screen" // validators' round-wide screens (copies, outliers)
 )
 
-var phaseNames = []string{phaseTrain, phaseCompress, phaseAnnounce, phaseFetch, phaseValidate, phaseAggregate}
+var phaseNames = []string{phaseTrain, phaseCompress, phaseAnnounce, phaseFetch, phaseValidate, phaseAggregate, phaseScreen}
 
 // metrics are counters shared by the loop and its goroutines.
 type metrics struct {
