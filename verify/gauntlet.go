@@ -1,5 +1,7 @@
 // Package verify scores the contributions trainers send in a round: the
-// loss-improvement gauntlet that validators run on every sampled blob.
+// loss-improvement gauntlet that validators run on every sampled blob, the
+// round-wide screens and standing that stop dishonest trainers, and the
+// consensus that stops a dishonest validator (docs/verification.md).
 //
 // A contribution is one SparseLoCo blob (see package optimizer): the
 // compressed pseudo-gradient c of a trainer for round r, computed from the
@@ -30,6 +32,23 @@
 // slightly) and a contribution copied from another trainer's work, or trained
 // on other data, does only by chance, so smoothing over rounds separates them.
 // A contribution that fails gets Score 0.
+//
+// Round screens (ScreenRound), once the round's contributions are scored:
+// copies (Cosine of the decoded sparse updates >= Screen.CopyCosine: the
+// later-announced of the two fails), norm outliers (above
+// Screen.NormOutlier times the round's median norm) and the bar (a passing
+// score under Screen.MinScoreFrac of the round's median passing score).
+//
+// Standing (Standing.Record): per trainer, an exponential moving average of
+// its round scores (Smooth; 0 for a round it missed, was late in or failed,
+// so missing work decays its standing by alpha per round), and strikes: a
+// failure bans the trainer for Policy.BanRounds rounds, doubling with each
+// further strike up to Policy.MaxBan; Policy.Forgive consecutive passes
+// remove a strike.
+//
+// Consensus (Consensus): with several validators, a contribution's score is
+// the stake-weighted median of their votes, so validators with less than
+// half of the voting stake cannot move it.
 //
 // Everything here is a pure function of its inputs: the model's kernels are
 // deterministic, so every validator computes the same numbers.
