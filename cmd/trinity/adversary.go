@@ -24,6 +24,17 @@ func adversaryNames(role ...node.Role) string {
 	return strings.Join(names, ", ")
 }
 
+// trainerAdversaries counts the trainer modes among advs.
+func trainerAdversaries(advs []node.Adversary) int {
+	n := 0
+	for _, a := range advs {
+		if a.Role() == node.RoleTrainer {
+			n++
+		}
+	}
+	return n
+}
+
 // parseAdversaries reads MODE[:N],... into one entry per adversarial peer.
 func parseAdversaries(s string) ([]node.Adversary, error) {
 	var out []node.Adversary
@@ -47,6 +58,27 @@ func parseAdversaries(s string) ([]node.Adversary, error) {
 		}
 	}
 	return out, nil
+}
+
+// printAdversaries prints what became of every trainer, honest or not, as
+// the lead validator saw it.
+func printAdversaries(env *cliEnv, tn *node.Testnet) {
+	reps, err := tn.Report()
+	if err != nil {
+		fmt.Fprintf(env.stdout, "no report: %v\n", err)
+		return
+	}
+	fmt.Fprintf(env.stdout, "\n%-18s %-14s %9s %9s  %s\n", "trainer", "adversary", "standing", "manifests", "first rejected (lead validator)")
+	for _, r := range reps {
+		adv, det := string(r.Adversary), "never"
+		if adv == "" {
+			adv = "honest"
+		}
+		if r.Detected >= 0 {
+			det = fmt.Sprintf("round %d: %s", r.Detected, r.Reason)
+		}
+		fmt.Fprintf(env.stdout, "%-18s %-14s %9.4f %9d  %s\n", r.Name, adv, r.Smoothed, len(r.Included), det)
+	}
 }
 
 func runRobustnessExperiment(ctx context.Context, env *cliEnv, args []string) error {
