@@ -52,7 +52,7 @@ func (v *validatorRole) scoreBlob(p peer.ID, a *Announcement, blob []byte, r uin
 	}
 	e.Score, e.OK, e.Reason, e.DOwn, e.DRand = res.Score, res.OK, res.Reason, res.DOwn(), res.DRand()
 	if !res.OK {
-		return e, dec, verify.Failed
+		return e, dec, verify.Rejected
 	}
 	return e, dec, verify.Passed
 }
@@ -94,15 +94,15 @@ func (v *validatorRole) screenRound(r uint64, vr *valRound) {
 			cands[i].C, cands[i].Norm = d.c, d.norm
 		}
 	}
-	for i, why := range verify.ScreenRound(v.n.ch, cands, v.screen) {
-		if why == "" {
+	for i, f := range verify.ScreenRound(v.n.ch, cands, v.screen) {
+		if f.Reason == "" {
 			continue
 		}
 		p := ids[i]
 		e := vr.results[p]
-		e.OK, e.Score, e.Reason = false, 0, why
-		vr.results[p], vr.outcome[p] = e, verify.Failed
-		v.n.log.Info("contribution rejected", "round", r, "trainer", p, "reason", why)
+		e.OK, e.Score, e.Reason = false, 0, f.Reason
+		vr.results[p], vr.outcome[p] = e, f.Outcome
+		v.n.log.Info("contribution rejected", "round", r, "trainer", p, "reason", f.Reason)
 	}
 }
 
@@ -114,8 +114,9 @@ func (v *validatorRole) record(r uint64, id string, o verify.Outcome, score floa
 		st = &verify.Standing{}
 		v.book.Standing[id] = st
 	}
+	strikes := st.Strikes
 	st.Record(r, o, score, v.policy)
-	if o == verify.Failed {
+	if st.Strikes > strikes {
 		v.n.log.Info("trainer banned", "round", r, "trainer", id, "strikes", st.Strikes, "until", st.BannedUntil)
 	}
 	return st.Smoothed

@@ -142,9 +142,74 @@ func TestStanding(t *testing.T) {
 	if s.BannedUntil != 140+uint64(p.MaxBan) {
 		t.Fatalf("bans are capped at %d rounds: %+v", p.MaxBan, s)
 	}
+	// Rejections: one is forgiven, a second in a row (misses between do
+	// not count) is a strike; a pass resets the count.
+	var q Standing
+	q.Record(1, Rejected, 0, p)
+	q.Record(2, Missed, 0, p)
+	if q.Strikes != 0 || q.Banned(3) {
+		t.Fatalf("one rejection banned: %+v", q)
+	}
+	q.Record(3, Rejected, 0, p)
+	if q.Strikes != 1 || !q.Banned(4) {
+		t.Fatalf("a second rejection in a row is a strike: %+v", q)
+	}
+	q.Record(6, Rejected, 0, p)
+	q.Record(7, Passed, 1, p)
+	q.Record(8, Rejected, 0, p)
+	if q.Strikes != 1 {
+		t.Fatalf("a pass between rejections resets them: %+v", q)
+	}
 	for _, bad := range []Policy{{Alpha: 1, BanRounds: 1, MaxBan: 1, Forgive: 1}, {Alpha: 0.5, BanRounds: 3, MaxBan: 2, Forgive: 1}, {Alpha: 0.5, Forgive: 0}} {
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
+
+func TestScreenRound(t *testing.T) {
+	ch, err := optimizer.NewChunking(tiny, 256, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vec := func(seed uint64, scale float32) *optimizer.Compressed {
+		d := make([]float32, ch.NumParams)
+		x := seed
+		for i := range d {
+			x = x*6364136223846793005 + 1442695040888963407
+			d[i] = scale * float32(int64(x>>33)%2001-1000) / 1000
+		}
+		return compressedOf(t, ch, d)
+	}
+	norm := func(c *optimizer.Compressed) float64 { return math.Sqrt(ch.SquaredNorm(c)) }
+	cand := func(order int, c *optimizer.Compressed, score float64) Candidate {
+		return Candidate{Order: order, C: c, Norm: norm(c), Score: score, OK: score > 0}
+	}
+	a, b, c, big := vec(1, 1), vec(2, 1), vec(3, 1), vec(4, 100)
+	scaled := vec(1, 1.25) // a, scaled: the same direction
+	tests := []struct {
+		name  string
+		cands []Candidate
+		want  []Outcome // Passed for no flag
+	}{
+		{"honest round", []Candidate{cand(0, a, 0.3), cand(1, b, 0.2), cand(2, c, 0.25)}, []Outcome{Passed, Passed, Passed}},
+		{"the later of a copy pair", []Candidate{cand(0, scaled, 0.3), cand(1, b, 0.2), cand(2, a, 0.3)}, []Outcome{Passed, Passed, Failed}},
+		{"a copy pair arriving together", []Candidate{cand(1, a, 0.3), cand(1, scaled, 0.3), cand(0, b, 0.2)}, []Outcome{Failed, Failed, Passed}},
+		{"a norm outlier", []Candidate{cand(0, a, 0.3), cand(1, b, 0.2), cand(2, c, 0.25), cand(3, big, 0.1)}, []Outcome{Passed, Passed, Passed, Failed}},
+		{"under the bar", []Candidate{cand(0, a, 0.3), cand(1, b, 0.2), cand(2, c, 0.25), cand(3, vec(5, 1), 0.01)}, []Outcome{Passed, Passed, Passed, Rejected}},
+		{"too few for the medians", []Candidate{cand(0, a, 0.3), cand(1, big, 0.001)}, []Outcome{Passed, Passed}},
+		{"undecoded blobs are not compared", []Candidate{{Order: 0}, {Order: 1}, cand(2, a, 0.3)}, []Outcome{Passed, Passed, Passed}},
+	}
+	for _, tc := range tests {
+		got := ScreenRound(ch, tc.cands, DefaultScreen())
+		for i, f := range got {
+			o := Passed
+			if f.Reason != "" {
+				o = f.Outcome
+			}
+			if o != tc.want[i] {
+				t.Errorf("%s: candidate %d: %d (%q), want %d", tc.name, i, o, f.Reason, tc.want[i])
+			}
 		}
 	}
 }

@@ -35,8 +35,16 @@ type Candidate struct {
 	OK    bool                  // passed Check and Gauntlet
 }
 
-// ScreenRound returns, for each candidate, why it fails a round-wide screen
-// ("" when it does not). The screens, in order:
+// Flag is a screen's verdict on one candidate: Reason is "" when it passes;
+// otherwise Outcome is Failed (a copy, a norm outlier) or Rejected (under
+// the bar).
+type Flag struct {
+	Reason  string
+	Outcome Outcome
+}
+
+// ScreenRound returns, for each candidate, whether and why it fails a
+// round-wide screen. The screens, in order:
 //
 //  1. Copies: of two contributions with Cosine >= CopyCosine, the one
 //     announced later is a copy of the other (both when they arrived at the
@@ -48,8 +56,8 @@ type Candidate struct {
 //  3. The bar: with at least MinRound contributions still passing, a score
 //     below MinScoreFrac times their median score, which catches
 //     free-riders and noise that the loss test lets through by chance.
-func ScreenRound(ch *optimizer.Chunking, cands []Candidate, s Screen) []string {
-	why := make([]string, len(cands))
+func ScreenRound(ch *optimizer.Chunking, cands []Candidate, s Screen) []Flag {
+	why := make([]Flag, len(cands))
 	for i := range cands {
 		for j := i + 1; j < len(cands); j++ {
 			a, b := &cands[i], &cands[j]
@@ -60,11 +68,12 @@ func ScreenRound(ch *optimizer.Chunking, cands []Candidate, s Screen) []string {
 			if cos < s.CopyCosine {
 				continue
 			}
-			if a.Order >= b.Order && why[i] == "" {
-				why[i] = fmt.Sprintf("copy: cosine %.4f with a contribution announced earlier", cos)
+			copied := Flag{fmt.Sprintf("copy: cosine %.4f with a contribution announced earlier", cos), Failed}
+			if a.Order >= b.Order && why[i].Reason == "" {
+				why[i] = copied
 			}
-			if b.Order >= a.Order && why[j] == "" {
-				why[j] = fmt.Sprintf("copy: cosine %.4f with a contribution announced earlier", cos)
+			if b.Order >= a.Order && why[j].Reason == "" {
+				why[j] = copied
 			}
 		}
 	}
@@ -77,22 +86,22 @@ func ScreenRound(ch *optimizer.Chunking, cands []Candidate, s Screen) []string {
 	if len(norms) >= s.MinRound {
 		med := median(norms)
 		for i, c := range cands {
-			if c.C != nil && why[i] == "" && c.Norm > s.NormOutlier*med {
-				why[i] = fmt.Sprintf("norm %.4g is over %g times the round's median %.4g", c.Norm, s.NormOutlier, med)
+			if c.C != nil && why[i].Reason == "" && c.Norm > s.NormOutlier*med {
+				why[i] = Flag{fmt.Sprintf("norm %.4g is over %g times the round's median %.4g", c.Norm, s.NormOutlier, med), Failed}
 			}
 		}
 	}
 	var scores []float64
 	for i, c := range cands {
-		if c.OK && why[i] == "" {
+		if c.OK && why[i].Reason == "" {
 			scores = append(scores, c.Score)
 		}
 	}
 	if len(scores) >= s.MinRound {
 		med := median(scores)
 		for i, c := range cands {
-			if c.OK && why[i] == "" && !(c.Score >= s.MinScoreFrac*med) {
-				why[i] = fmt.Sprintf("score %.4g is under %g of the round's median %.4g", c.Score, s.MinScoreFrac, med)
+			if c.OK && why[i].Reason == "" && !(c.Score >= s.MinScoreFrac*med) {
+				why[i] = Flag{fmt.Sprintf("score %.4g is under %g of the round's median %.4g", c.Score, s.MinScoreFrac, med), Rejected}
 			}
 		}
 	}

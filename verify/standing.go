@@ -16,9 +16,14 @@ const (
 	// validator had no time to score it, or it was computed from an older
 	// state. Missing work earns nothing but is not misconduct.
 	Missed
-	// Failed: the contribution was rejected (malformed, non-finite, wrong
-	// round, oversized, a copy, a norm outlier, below the round's bar, no
-	// loss improvement, ...) or the trainer equivocated.
+	// Rejected: the contribution failed the loss test or the round's bar.
+	// Honest work does now and then (a noisy batch, a model near its
+	// floor), so one rejection costs the round; a second in a row (rounds
+	// it missed in between do not count) is a strike.
+	Rejected
+	// Failed: the contribution is malformed, non-finite, for another round,
+	// oversized, a copy or a norm outlier, or the trainer equivocated:
+	// nothing honest does that, so it is a strike at once.
 	Failed
 )
 
@@ -57,18 +62,20 @@ func (p Policy) Validate() error {
 // missed round multiplies the standing by alpha, and a peer that stops
 // working falls below every peer that keeps working.
 //
-// A failure is a strike: the trainer is banned (its announcements are not
-// fetched, scored or put in a manifest) for BanRounds * 2^(strikes-1)
-// rounds, at most MaxBan, counted from the round after the failure; Forgive
-// consecutive passes remove one strike. A failure is never softened by the
-// trainer's past, so a peer that turns hostile is stopped the round it does.
+// A failure, or a second rejection in a row, is a strike: the trainer is
+// banned (its announcements are not fetched, scored or put in a manifest)
+// for BanRounds * 2^(strikes-1) rounds, at most MaxBan, counted from the
+// round after; Forgive consecutive passes remove one strike. A strike is
+// never softened by the trainer's past, so a peer that turns hostile is
+// stopped within two rounds.
 type Standing struct {
 	Smoothed    float64 `json:"smoothed"`
 	Strikes     int     `json:"strikes,omitempty"`
 	BannedUntil uint64  `json:"banned_until,omitempty"` // first round it may contribute again
 	Clean       int     `json:"clean,omitempty"`        // consecutive passes
-	Failures    int     `json:"failures,omitempty"`     // total, for reports
-	LastFailed  uint64  `json:"last_failed,omitempty"`  // round of the last failure (+1; 0: never)
+	Rejections  int     `json:"rejections,omitempty"`   // consecutive rejections
+	Failures    int     `json:"failures,omitempty"`     // strikes in total, for reports
+	LastFailed  uint64  `json:"last_failed,omitempty"`  // round of the last strike (+1; 0: never)
 }
 
 // Banned reports whether the trainer may not contribute in round r.
@@ -84,19 +91,31 @@ func (s *Standing) Record(r uint64, o Outcome, score float64, p Policy) {
 	switch o {
 	case Passed:
 		s.Clean++
+		s.Rejections = 0
 		if s.Clean >= p.Forgive && s.Strikes > 0 {
 			s.Strikes--
 			s.Clean = 0
 		}
-	case Failed:
+	case Rejected:
 		s.Clean = 0
-		s.Strikes++
-		s.Failures++
-		s.LastFailed = r + 1
-		ban := p.MaxBan
-		if s.Strikes-1 < 30 {
-			ban = min(p.MaxBan, p.BanRounds<<(s.Strikes-1))
+		s.Rejections++
+		if s.Rejections >= 2 {
+			s.strike(r, p)
 		}
-		s.BannedUntil = max(s.BannedUntil, r+1+uint64(ban))
+	case Failed:
+		s.strike(r, p)
 	}
+}
+
+func (s *Standing) strike(r uint64, p Policy) {
+	s.Clean = 0
+	s.Rejections = 0
+	s.Strikes++
+	s.Failures++
+	s.LastFailed = r + 1
+	ban := p.MaxBan
+	if s.Strikes-1 < 30 {
+		ban = min(p.MaxBan, p.BanRounds<<(s.Strikes-1))
+	}
+	s.BannedUntil = max(s.BannedUntil, r+1+uint64(ban))
 }
