@@ -48,11 +48,13 @@ func (v *validatorRole) manifestAt(now time.Time, r uint64, vr *valRound) (time.
 	return at, false
 }
 
-// votes gathers the validators' votes on trainer p's announced contribution.
-func (v *validatorRole) votes(vr *valRound, p peer.ID) []verify.Vote {
+// votes gathers the validators' votes on trainer p's announced
+// contribution, and the rank of the validator of each.
+func (v *validatorRole) votes(vr *valRound, p peer.ID) ([]verify.Vote, []int) {
 	g := v.n.gen
 	a := vr.anns[p]
 	var out []verify.Vote
+	var ranks []int
 	vote := func(rank int, e ScoreEntry) {
 		if e.Reason == reasonNotScored || rank < 0 || rank >= len(g.Validators) {
 			return
@@ -62,6 +64,7 @@ func (v *validatorRole) votes(vr *valRound, p peer.ID) []verify.Vote {
 			s = e.Score
 		}
 		out = append(out, verify.Vote{Score: s, Stake: g.Validators[rank].Stake})
+		ranks = append(ranks, rank)
 	}
 	if e, ok := vr.results[p]; ok {
 		vote(v.rank, e)
@@ -74,7 +77,7 @@ func (v *validatorRole) votes(vr *valRound, p peer.ID) []verify.Vote {
 			}
 		}
 	}
-	return out
+	return out, ranks
 }
 
 // choose returns the round's contributions for the manifest, best first.
@@ -84,14 +87,24 @@ func (v *validatorRole) choose(vr *valRound) []peer.ID {
 		s float64
 	}
 	var cs []cand
+	agree, total := map[int]int{}, map[int]int{}
 	for p := range vr.anns {
+		votes, ranks := v.votes(vr, p)
+		s := verify.Consensus(votes)
+		for i, vote := range votes {
+			total[ranks[i]]++
+			if (vote.Score > 0) == (s > 0) {
+				agree[ranks[i]]++
+			}
+		}
 		if _, ok := vr.decoded[p]; !ok || vr.blobs[p] == nil {
 			continue
 		}
-		if s := verify.Consensus(v.votes(vr, p)); s > 0 {
+		if s > 0 {
 			cs = append(cs, cand{p, s})
 		}
 	}
+	v.recordAgreement(agree, total)
 	slices.SortFunc(cs, func(a, b cand) int {
 		if c := cmp.Compare(b.s, a.s); c != 0 {
 			return c
@@ -111,4 +124,23 @@ func (v *validatorRole) choose(vr *valRound) []peer.ID {
 		}
 	}
 	return out
+}
+
+// recordAgreement folds, for each validator that voted this round, the
+// fraction of its votes on the consensus side (pass or reject) into its
+// smoothed agreement: an honest validator stays near 1, one that publishes
+// wrong scores falls towards 0 and is named in the status. (Its vote still
+// counts by stake; agreement is for operators, not the rule.)
+func (v *validatorRole) recordAgreement(agree, total map[int]int) {
+	if v.book.Agreement == nil {
+		v.book.Agreement = map[string]float64{}
+	}
+	for rank, n := range total {
+		id := v.n.gen.Validators[rank].Peer
+		prev, seen := v.book.Agreement[id]
+		if !seen {
+			prev = 1
+		}
+		v.book.Agreement[id] = verify.Smooth(prev, float64(agree[rank])/float64(n), v.policy.Alpha)
+	}
 }

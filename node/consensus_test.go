@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/trinity-net/trinity/verify"
 )
 
 func testPeers(t *testing.T, n int, seed byte) []peer.ID {
@@ -37,7 +38,8 @@ func TestConsensusChoice(t *testing.T) {
 	g.Params.MaxContributions = 3
 	tr := testPeers(t, 7, 40)
 	honestA, honestB, honestC, honestD, copier, unscored, equivocal := tr[0], tr[1], tr[2], tr[3], tr[4], tr[5], tr[6]
-	v := &validatorRole{n: &Node{gen: g, clock: NewClock(g)}, rank: 0, rounds: map[uint64]*valRound{}}
+	v := &validatorRole{n: &Node{gen: g, clock: NewClock(g)}, rank: 0, rounds: map[uint64]*valRound{},
+		book: &scoreBook{Standing: map[string]*verify.Standing{}}, policy: verify.DefaultPolicy(0.5)}
 	vr := v.round(5)
 	cid := func(p peer.ID) string { return testCID(p.String()) }
 	ok := func(p peer.ID, s float64) ScoreEntry {
@@ -78,6 +80,12 @@ func TestConsensusChoice(t *testing.T) {
 		if slices.Contains(got, p) {
 			t.Errorf("%s chosen", p)
 		}
+	}
+
+	// The composer tracks how often each validator sides with the consensus.
+	ag := v.book.Agreement
+	if !(ag[vals[2].String()] < 0.6 && ag[vals[0].String()] > 0.9 && ag[vals[1].String()] > 0.9) {
+		t.Errorf("agreement with the consensus: %v", ag)
 	}
 
 	// A contribution the composer could not check itself never goes in.

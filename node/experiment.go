@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -50,6 +52,9 @@ type RobustnessRun struct {
 	Screen    PhaseStat // its round-wide screens
 	Produce   PhaseStat // honest trainers' train + compress phases
 	Agreement bool      // every round's state hashes agreed
+	// Trust is each validator's agreement with the consensus, as the lead
+	// validator tracks it, by member name.
+	Trust map[string]float64
 }
 
 // RunRobustness runs an all-honest testnet (3 honest validators) and then,
@@ -88,6 +93,14 @@ func RunRobustness(ctx context.Context, cfg RobustnessConfig, w io.Writer) ([]Ro
 			fmt.Fprintf(w, " %.3f/%d", l, run.Counts[i])
 		}
 		fmt.Fprintln(w)
+		if len(run.Trust) > 0 {
+			names := slices.Sorted(maps.Keys(run.Trust))
+			fmt.Fprintf(w, "  validators' agreement with the consensus (lead's view):")
+			for _, k := range names {
+				fmt.Fprintf(w, " %s %.2f", k, run.Trust[k])
+			}
+			fmt.Fprintln(w)
+		}
 	}
 	writeRobustness(w, cfg, runs)
 	return runs, nil
@@ -139,8 +152,17 @@ func robustnessRun(ctx context.Context, cfg RobustnessConfig, dir string, group 
 	if run.Peers, err = tn.Report(); err != nil {
 		return run, err
 	}
+	run.Trust = map[string]float64{}
 	for _, m := range tn.Members() {
-		if m.Node == nil || m.Adversary != "" {
+		if m.Node == nil {
+			continue
+		}
+		if m.Role == RoleValidator {
+			if a, ok := tn.Members()[0].Node.Status().Agreement[m.Peer.String()]; ok {
+				run.Trust[m.Name] = a
+			}
+		}
+		if m.Adversary != "" {
 			continue
 		}
 		ph := m.Node.Status().Phases

@@ -128,8 +128,9 @@ func loadTrainerState(dir string, t *trainerState) (bool, error) {
 // scoreBook is a validator's standing of each trainer (smoothed score,
 // strikes, bans) and recent history.
 type scoreBook struct {
-	Standing map[string]*verify.Standing `json:"standing"`
-	History  []ScoreRoundSummary         `json:"history"` // most recent last
+	Standing  map[string]*verify.Standing `json:"standing"`
+	Agreement map[string]float64          `json:"agreement,omitempty"` // validators' agreement with the consensus
+	History   []ScoreRoundSummary         `json:"history"`             // most recent last
 }
 
 // ScoreRoundSummary is one round of a validator's scores.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -83,7 +84,8 @@ type Status struct {
 	ValLoss      *float64             `json:"val_loss,omitempty"`  // validator: global model
 	Contributors int                  `json:"contributors"`        // in the last manifest applied
 	Checkpoint   CheckpointRef        `json:"checkpoint"`
-	Scores       map[string]float64   `json:"scores,omitempty"` // validator: smoothed
+	Scores       map[string]float64   `json:"scores,omitempty"`              // validator: smoothed
+	Agreement    map[string]float64   `json:"validator_agreement,omitempty"` // validator: other validators' agreement with the consensus
 	BytesIn      int64                `json:"bytes_in"`
 	BytesOut     int64                `json:"bytes_out"`
 	BlobsIn      int64                `json:"blobs_in"`
@@ -114,6 +116,7 @@ func (n *Node) publishStatus() {
 		Announced: n.metrics.announced.Load(), Missed: n.metrics.missed.Load(), Phases: n.metrics.phases()}
 	if n.va != nil {
 		s.Scores = n.va.scoresSnapshot()
+		s.Agreement = maps.Clone(n.va.book.Agreement)
 	}
 	n.status.Store(s)
 }
