@@ -42,15 +42,7 @@ func runAdversaries(t *testing.T, advs []Adversary, rounds int) {
 	g := testGenesis()
 	g.Params.RoundMillis = 5000
 	g.Params.FallbackStep = 0.08
-	tn, err := NewTestnet(ctx, TestnetConfig{Dir: t.TempDir(), Trainers: 4, Validators: 2, Model: g, Logger: testLogger(),
-		StartDelay: 3 * time.Second, Adversaries: advs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tn.Close()
-	if err := tn.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tn := startTestnet(ctx, t, TestnetConfig{Trainers: 4, Validators: 2, Model: g, Adversaries: advs})
 	L := tn.Genesis.Params.RoundLength()
 	first, last := float32(math.NaN()), float32(math.NaN())
 	for r := range uint64(rounds) {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -15,6 +14,23 @@ import (
 	"github.com/trinity-net/trinity/compute/model"
 	"github.com/trinity-net/trinity/compute/tensor"
 )
+
+// startTestnet creates and runs an in-process testnet in a temporary
+// directory (logging as testLogger, round 0 three seconds away), closed when
+// the test ends.
+func startTestnet(ctx context.Context, t *testing.T, cfg TestnetConfig) *Testnet {
+	t.Helper()
+	cfg.Dir, cfg.Logger, cfg.StartDelay = t.TempDir(), testLogger(), 3*time.Second
+	tn, err := NewTestnet(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.Close() })
+	if err := tn.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return tn
+}
 
 func testLogger() *slog.Logger {
 	if os.Getenv("TRINITY_NODE_LOG") != "" {
@@ -58,14 +74,8 @@ func TestNetwork(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	tn, err := NewTestnet(ctx, TestnetConfig{Dir: t.TempDir(), Trainers: 4, Model: testGenesis(), Logger: testLogger(), StartDelay: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tn.Close()
-	if err := tn.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tn := startTestnet(ctx, t, TestnetConfig{Trainers: 4, Model: testGenesis()})
+	var err error
 	L := tn.Genesis.Params.RoundLength()
 	clock := NewClock(tn.Genesis)
 	const rounds = 14
@@ -198,26 +208,7 @@ func TestNetwork(t *testing.T) {
 // contributionsByPeer reads the manifests the validator stored as blobs.
 func contributionsByPeer(t *testing.T, tn *Testnet) map[peer.ID][]uint64 {
 	t.Helper()
-	v := tn.Members()[0].Node
-	out := map[peer.ID][]uint64{}
-	for _, info := range v.P2P().Store().List() {
-		b, err := v.P2P().Store().Get(info.CID)
-		if err != nil {
-			continue
-		}
-		mm, err := parseManifestBlob(b, tn.Genesis)
-		if err != nil {
-			continue // a contribution or checkpoint blob
-		}
-		for _, c := range mm.m.Contributions {
-			p, _ := peer.Decode(c.Peer)
-			out[p] = append(out[p], mm.m.Round)
-		}
-	}
-	for _, rs := range out {
-		slices.Sort(rs)
-	}
-	return out
+	return manifestRounds(tn.Members()[0].Node, tn.Genesis)
 }
 
 // corruptState perturbs one weight of a saved state, keeping its metadata.

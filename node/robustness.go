@@ -45,30 +45,13 @@ func (t *Testnet) Report() ([]PeerReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: testnet report: %w", err)
 	}
-	included := map[peer.ID][]uint64{}
-	st := lead.Node.P2P().Store()
-	for _, info := range st.List() {
-		b, err := st.Get(info.CID)
-		if err != nil {
-			continue
-		}
-		mm, err := parseManifestBlob(b, t.Genesis)
-		if err != nil {
-			continue // a contribution or checkpoint blob
-		}
-		for _, c := range mm.m.Contributions {
-			p, _ := peer.Decode(c.Peer)
-			included[p] = append(included[p], mm.m.Round)
-		}
-	}
+	included := manifestRounds(lead.Node, t.Genesis)
 	var out []PeerReport
 	for _, m := range ms {
 		if m.Role != RoleTrainer || m.Peer == "" {
 			continue
 		}
-		rep := PeerReport{Name: m.Name, Peer: m.Peer, Adversary: m.Adversary, Detected: -1, Included: included[m.Peer]}
-		slices.Sort(rep.Included)
-		rep.Included = slices.Compact(rep.Included) // a fallback may have published a second manifest
+		rep := PeerReport{Name: m.Name, Peer: m.Peer, Adversary: m.Adversary, Detected: -1, Included: slices.Compact(included[m.Peer])}
 		for _, h := range book.History {
 			for _, e := range h.Scores {
 				if e.Trainer != m.Peer.String() {
@@ -92,4 +75,30 @@ func (t *Testnet) Report() ([]PeerReport, error) {
 		out = append(out, rep)
 	}
 	return out, nil
+}
+
+// manifestRounds reads the manifests n stores as blobs and returns, for each
+// peer, the rounds whose manifest holds its contribution, sorted (a round
+// appears twice when a fallback published a second manifest for it).
+func manifestRounds(n *Node, g *Genesis) map[peer.ID][]uint64 {
+	out := map[peer.ID][]uint64{}
+	st := n.P2P().Store()
+	for _, info := range st.List() {
+		b, err := st.Get(info.CID)
+		if err != nil {
+			continue
+		}
+		mm, err := parseManifestBlob(b, g)
+		if err != nil {
+			continue // a contribution or checkpoint blob
+		}
+		for _, c := range mm.m.Contributions {
+			p, _ := peer.Decode(c.Peer)
+			out[p] = append(out[p], mm.m.Round)
+		}
+	}
+	for _, rs := range out {
+		slices.Sort(rs)
+	}
+	return out
 }
