@@ -258,10 +258,15 @@ func (v *validatorRole) batches(r uint64, p peer.ID) (own, rnd verify.Batch) {
 // publishScores smooths and publishes the round's results.
 func (v *validatorRole) publishScores(ctx context.Context, r uint64, vr *valRound) {
 	n := v.n
-	// Known trainers that announced nothing (or too late) missed the round.
-	for id := range v.book.Standing {
+	// Known trainers that announced nothing (or too late) missed the round;
+	// those long gone (standing decayed away, no ban or strike for a long
+	// time) are forgotten, so the book does not grow without bound.
+	for id, st := range v.book.Standing {
 		if p, err := peer.Decode(id); err == nil && vr.anns[p] == nil {
 			v.record(r, id, verify.Missed, 0)
+		}
+		if st.Smoothed < 1e-9 && !st.Banned(r+1) && r > st.LastFailed+uint64(v.policy.MaxBan)*4 {
+			delete(v.book.Standing, id)
 		}
 	}
 	if len(vr.anns) == 0 {
