@@ -14,16 +14,19 @@ import (
 // contributions and publishes its score vector at ScoreAt; the validator
 // that composes the manifest (the lead, or a fallback) takes, for each
 // announced contribution, the stake-weighted median (verify.Consensus) of
-// the votes of every validator whose scores reached it: a validator's vote
-// is its score when it passed the contribution with the CID the lead saw,
-// 0 when it rejected it (or scored another CID for the trainer); a
-// validator that did not score the trainer ("not scored in time", not
-// sampled, no vector) abstains. A contribution enters the manifest when its
-// consensus score is positive and the composer holds the blob and found it
-// well formed itself (verify.Check), ranked by consensus score (then peer
-// ID) up to MaxContributions. So a dishonest validator with less than half
-// of the voting stake can neither pass a contribution the others reject nor
-// keep out one they pass.
+// the votes of every validator whose score vector reached it: a
+// validator's vote is its score when it passed the contribution with the
+// CID the composer saw, and 0 otherwise (rejected, another CID of the
+// trainer, not scored in time, not in its vector). A validator whose vector
+// did not arrive (down, late) does not vote. A contribution enters the
+// manifest when its consensus score is positive, i.e. validators with more
+// than half of the voting stake passed it, and the composer holds the blob
+// and found it well formed itself (verify.Check); they are ranked by
+// consensus score (then peer ID) up to MaxContributions. So a dishonest
+// validator with less than half of the voting stake cannot pass a
+// contribution the others reject, even one they had no time to score, nor
+// keep out one they pass. (Safety first: an honest contribution that only
+// a minority of the voting stake had time to score waits for a later round.)
 //
 // Timing: the composer waits at ManifestAt until it holds the vectors of
 // every validator, at most until ManifestAt + FallbackStep/4, so that a
@@ -48,34 +51,40 @@ func (v *validatorRole) manifestAt(now time.Time, r uint64, vr *valRound) (time.
 	return at, false
 }
 
-// votes gathers the validators' votes on trainer p's announced
-// contribution, and the rank of the validator of each.
+// votes gathers the votes on trainer p's announced contribution of every
+// validator whose score vector the composer holds (itself included), and
+// the rank of the validator of each.
 func (v *validatorRole) votes(vr *valRound, p peer.ID) ([]verify.Vote, []int) {
 	g := v.n.gen
 	a := vr.anns[p]
 	var out []verify.Vote
 	var ranks []int
-	vote := func(rank int, e ScoreEntry) {
-		if e.Reason == reasonNotScored || rank < 0 || rank >= len(g.Validators) {
+	vote := func(rank int, entries []ScoreEntry, e *ScoreEntry) {
+		if rank < 0 || rank >= len(g.Validators) {
 			return
 		}
+		if e == nil {
+			for i := range entries {
+				if entries[i].Trainer == p.String() {
+					e = &entries[i]
+					break
+				}
+			}
+		}
 		s := 0.0
-		if e.OK && e.CID == a.CID {
+		if e != nil && e.OK && e.CID == a.CID {
 			s = e.Score
 		}
 		out = append(out, verify.Vote{Score: s, Stake: g.Validators[rank].Stake})
 		ranks = append(ranks, rank)
 	}
 	if e, ok := vr.results[p]; ok {
-		vote(v.rank, e)
+		vote(v.rank, nil, &e)
+	} else {
+		vote(v.rank, nil, &ScoreEntry{})
 	}
 	for from, s := range vr.others {
-		for _, e := range s.Entries {
-			if e.Trainer == p.String() {
-				vote(g.ValidatorRank(from), e)
-				break
-			}
-		}
+		vote(g.ValidatorRank(from), s.Entries, nil)
 	}
 	return out, ranks
 }
