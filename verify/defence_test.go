@@ -196,6 +196,8 @@ func TestScreenRound(t *testing.T) {
 		{"the later of a copy pair", []Candidate{cand(0, scaled, 0.3), cand(1, b, 0.2), cand(2, a, 0.3)}, []Outcome{Passed, Passed, Failed}},
 		{"a copy pair arriving together", []Candidate{cand(1, a, 0.3), cand(1, scaled, 0.3), cand(0, b, 0.2)}, []Outcome{Failed, Failed, Passed}},
 		{"a norm outlier", []Candidate{cand(0, a, 0.3), cand(1, b, 0.2), cand(2, c, 0.25), cand(3, big, 0.1)}, []Outcome{Passed, Passed, Passed, Failed}},
+		{"copies of an outlier do not move the median", []Candidate{cand(0, a, 0.3), cand(1, b, 0.2), cand(2, big, 0.25), cand(3, vec(4, 125), 0.2), cand(4, vec(4, 80), 0.2)},
+			[]Outcome{Passed, Passed, Failed, Failed, Failed}},
 		{"under the bar", []Candidate{cand(0, a, 0.3), cand(1, b, 0.2), cand(2, c, 0.25), cand(3, vec(5, 1), 0.01)}, []Outcome{Passed, Passed, Passed, Rejected}},
 		{"too few for the medians", []Candidate{cand(0, a, 0.3), cand(1, big, 0.001)}, []Outcome{Passed, Passed}},
 		{"undecoded blobs are not compared", []Candidate{{Order: 0}, {Order: 1}, cand(2, a, 0.3)}, []Outcome{Passed, Passed, Passed}},

@@ -50,9 +50,11 @@ type Flag struct {
 //     announced later is a copy of the other (both when they arrived at the
 //     same Order). A copier must see its victim's announcement before it
 //     can copy it, so the victim's arrives first at every validator.
-//  2. Norm outliers: with at least MinRound decoded contributions, a norm
-//     above NormOutlier times their median. (Aggregation also clips every
-//     norm to the median of a manifest's contributions, on every peer.)
+//  2. Norm outliers: with at least MinRound decoded contributions that are
+//     not copies, a norm above NormOutlier times their median. (Aggregation
+//     also clips every norm to the median of a manifest's contributions, on
+//     every peer.) A median moves only when half of the contributions are
+//     large, which needs half of the round's trainers.
 //  3. The bar: with at least MinRound contributions still passing, a score
 //     below MinScoreFrac times their median score, which catches
 //     free-riders and noise that the loss test lets through by chance.
@@ -77,9 +79,11 @@ func ScreenRound(ch *optimizer.Chunking, cands []Candidate, s Screen) []Flag {
 			}
 		}
 	}
+	// The median is over contributions that are not copies: copies of one
+	// large update must not drag the reference up to it.
 	var norms []float64
-	for _, c := range cands {
-		if c.C != nil {
+	for i, c := range cands {
+		if c.C != nil && why[i].Reason == "" {
 			norms = append(norms, c.Norm)
 		}
 	}
