@@ -89,8 +89,8 @@ func (v *validatorRole) votes(vr *valRound, p peer.ID) ([]verify.Vote, []int) {
 	return out, ranks
 }
 
-// choose returns the round's contributions for the manifest, best first.
-func (v *validatorRole) choose(vr *valRound) []peer.ID {
+// choose returns round r's contributions for the manifest, best first.
+func (v *validatorRole) choose(r uint64, vr *valRound) []peer.ID {
 	type cand struct {
 		p peer.ID
 		s float64
@@ -106,7 +106,7 @@ func (v *validatorRole) choose(vr *valRound) []peer.ID {
 				agree[ranks[i]]++
 			}
 		}
-		if _, ok := vr.decoded[p]; !ok || vr.blobs[p] == nil {
+		if _, ok := vr.decoded[p]; !ok || vr.blobs[p] == nil || v.replayExcluded(p, r) {
 			continue
 		}
 		if s > 0 {

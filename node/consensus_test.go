@@ -66,7 +66,7 @@ func TestConsensusChoice(t *testing.T) {
 	vr.others[vals[2]] = &Scores{Entries: []ScoreEntry{bad(honestA), bad(honestB), bad(honestC), bad(honestD),
 		ok(copier, 9), ok(unscored, 9), ok(equivocal, 9)}}
 
-	got := v.choose(vr)
+	got := v.choose(5, vr)
 	// Ranked by consensus score (0.25, 0.2, 0.1). honestD: the lead had no
 	// time to score it, so only 99 of 297 of the stake passed it: it waits.
 	// unscored: the same, though the dishonest validator boosts it.
@@ -87,7 +87,7 @@ func TestConsensusChoice(t *testing.T) {
 	// and a trainer missing from a vector gets that validator's 0.
 	dishonest := vr.others[vals[2]]
 	delete(vr.others, vals[2])
-	if got := v.choose(vr); !slices.Equal(got, want) {
+	if got := v.choose(5, vr); !slices.Equal(got, want) {
 		t.Fatalf("without the third vector: chosen %v, want %v", got, want)
 	}
 	vr.others[vals[2]] = dishonest
@@ -100,7 +100,7 @@ func TestConsensusChoice(t *testing.T) {
 
 	// A contribution the composer could not check itself never goes in.
 	delete(vr.decoded, honestA)
-	if got := v.choose(vr); slices.Contains(got, honestA) {
+	if got := v.choose(5, vr); slices.Contains(got, honestA) {
 		t.Errorf("a blob the lead did not decode was chosen")
 	}
 }

@@ -121,3 +121,14 @@ func (v *validatorRole) record(r uint64, id string, o verify.Outcome, score floa
 	}
 	return st.Smoothed
 }
+
+// zeroStanding sets trainer id's smoothed score to 0 (a failed replay
+// challenge; replay's ledger keeps it out of manifests).
+func (v *validatorRole) zeroStanding(id string) {
+	st := v.book.Standing[id]
+	if st == nil {
+		st = &verify.Standing{}
+		v.book.Standing[id] = st
+	}
+	st.Smoothed = 0
+}

@@ -167,7 +167,7 @@ func TestNetwork(t *testing.T) {
 			resumed[e.Peer] = true
 		}
 	}
-	contributed := contributionsByPeer(t, tn)
+	contributed := contributions(tn)
 	for _, m := range members[1:] {
 		if m.Peer == "" {
 			t.Fatalf("%s is not running at the end", m.Name)
@@ -203,12 +203,6 @@ func TestNetwork(t *testing.T) {
 	if len(restarted) == 0 || restarted[len(restarted)-1] < 8 {
 		t.Errorf("restarted trainer-1 did not contribute after its restart (rounds %v)", restarted)
 	}
-}
-
-// contributionsByPeer reads the manifests the validator stored as blobs.
-func contributionsByPeer(t *testing.T, tn *Testnet) map[peer.ID][]uint64 {
-	t.Helper()
-	return manifestRounds(tn.Members()[0].Node, tn.Genesis)
 }
 
 // corruptState perturbs one weight of a saved state, keeping its metadata.

@@ -68,7 +68,14 @@ func RunRobustness(ctx context.Context, cfg RobustnessConfig, w io.Writer) ([]Ro
 	}
 	modes := cfg.Modes
 	if len(modes) == 0 {
-		modes = AdversaryKinds(RoleTrainer)
+		// Every trainer mode but the lazy trainer, which the gauntlet
+		// cannot see by design: `trinity experiment replay` shows replay
+		// catching it.
+		for _, a := range AdversaryKinds(RoleTrainer) {
+			if a != AdversaryLazy {
+				modes = append(modes, a)
+			}
+		}
 	}
 	size := cfg.GroupSize
 	if size <= 0 {

@@ -61,6 +61,11 @@ type Announcement struct {
 	CID   string  `json:"cid"`  // the SparseLoCo blob
 	Size  int64   `json:"size"` // its length in bytes
 	Loss  float32 `json:"loss"` // mean inner training loss (informational)
+	// Networks with replay (see replay_messages.go): the hex of the round's
+	// replay.Commitment, and the round whose carried state this round
+	// started from (absent: the reset state).
+	Replay     string  `json:"replay,omitempty"`
+	ReplayPrev *uint64 `json:"replay_prev,omitempty"`
 }
 
 // ScoreEntry is one validator's verdict on one contribution.
@@ -177,6 +182,9 @@ func DecodeAnnouncement(b []byte) (*Announcement, error) {
 	}
 	if !finite(float64(a.Loss)) {
 		return nil, fmt.Errorf("node: announcement: loss is not finite")
+	}
+	if err := a.checkReplay(); err != nil {
+		return nil, fmt.Errorf("node: announcement: %w", err)
 	}
 	return &a, nil
 }

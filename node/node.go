@@ -54,6 +54,8 @@ type options struct {
 	eng     *tensor.Engine
 	p2pMod  func(*p2p.Config)
 	observe func(Event)
+	// attestCompute: see WithComputeAttestation (compute_attester.go).
+	attestCompute *computeAttestConfig
 }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -154,6 +156,8 @@ type Node struct {
 	val        *data.Batcher
 	lastGC     uint64
 	resumed    bool // state loaded from disk
+
+	attester *computeAttester // nil unless WithComputeAttestation
 }
 
 // New builds a node: it loads or creates the identity, restores the
@@ -254,9 +258,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		// A peer that died but still looks connected costs one HeaderTimeout
 		// before the next provider is asked; a fraction of a round keeps a
 		// vanished contributor from stalling everyone's apply phase.
-		HeaderTimeout: min(10*time.Second, max(2*time.Second, g.Params.RoundLength()/4))}
+		HeaderTimeout: min(10*time.Second, max(2*time.Second, g.Params.RoundLength()/4)),
+		ExtraTopics:   replayTopics(g)}
 	if pc.Bootstrap == nil {
 		pc.Bootstrap = g.Bootstrap
+	}
+	if o.attestCompute != nil {
+		pc.ExtraTopics = append(pc.ExtraTopics, TopicCapacity)
 	}
 	if o.p2pMod != nil {
 		o.p2pMod(&pc)
@@ -269,6 +277,12 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, err
 	}
 	n.log = o.log.With("peer", n.p2p.ID().String(), "role", string(cfg.Role))
+	// Before the roles: they may depend on the mode (replay's recorder).
+	if cfg.Adversary != "" {
+		if n.adv, err = newAdversary(n, cfg.Adversary); err != nil {
+			return nil, err
+		}
+	}
 	switch cfg.Role {
 	case RoleTrainer:
 		if n.tr, err = newTrainerRole(n); err != nil {
@@ -282,13 +296,13 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	if cfg.Adversary != "" {
-		if n.adv, err = newAdversary(n, cfg.Adversary); err != nil {
-			return nil, err
-		}
-	}
 	if ok {
 		n.log.Info("resumed saved state", "next_round", n.next, "state", n.hash.Short())
+	}
+	if o.attestCompute != nil {
+		if n.attester, err = n.newComputeAttester(o.attestCompute, o.key); err != nil {
+			return nil, err
+		}
 	}
 	n.publishStatus()
 	return n, nil
@@ -342,7 +356,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.registerValidators(); err != nil {
 		return err
 	}
-	for _, t := range p2p.BuiltinTopics() {
+	for _, t := range append(p2p.BuiltinTopics(), replayTopics(n.gen)...) {
 		sub, err := n.p2p.Subscribe(t)
 		if err != nil {
 			return err
@@ -353,6 +367,9 @@ func (n *Node) Run(ctx context.Context) error {
 			defer sub.Cancel()
 			n.readTopic(ctx, sub)
 		}()
+	}
+	if n.attester != nil {
+		n.spawn(func() { n.attester.run(ctx) })
 	}
 	n.log.Info("node running", "network", n.netID.Short(), "state", n.hash.Short(), "next_round", n.next)
 	n.adv.start(ctx)
@@ -434,6 +451,7 @@ func (n *Node) tick(ctx context.Context, now time.Time) time.Time {
 	}
 	if n.va != nil {
 		soon(n.va.tick(ctx, now, r))
+		soon(n.va.replay.tick(ctx, now, r))
 	}
 	n.gcRounds(r)
 	return wake
@@ -510,6 +528,7 @@ func (n *Node) registerValidators() error {
 			return err
 		},
 	}
+	n.replayChecks(checks)
 	for t, f := range checks {
 		if err := n.p2p.RegisterValidator(t, func(_ context.Context, _ peer.ID, env *p2p.Envelope) error { return f(env) }); err != nil {
 			return err
@@ -577,6 +596,8 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 					n.log.Debug("checkpoint announced", "round", c.Ref.Round, "cid", c.Ref.CID, "by", env.Sender)
 				}
 			})
+		default:
+			n.readReplay(ctx, sub.Topic(), env)
 		}
 	}
 }

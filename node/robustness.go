@@ -45,7 +45,7 @@ func (t *Testnet) Report() ([]PeerReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: testnet report: %w", err)
 	}
-	included := manifestRounds(lead.Node, t.Genesis)
+	included := contributions(t) // validator-0's manifests: the testnet puts honest validators first
 	var out []PeerReport
 	for _, m := range ms {
 		if m.Role != RoleTrainer || m.Peer == "" {
@@ -75,30 +75,4 @@ func (t *Testnet) Report() ([]PeerReport, error) {
 		out = append(out, rep)
 	}
 	return out, nil
-}
-
-// manifestRounds reads the manifests n stores as blobs and returns, for each
-// peer, the rounds whose manifest holds its contribution, sorted (a round
-// appears twice when a fallback published a second manifest for it).
-func manifestRounds(n *Node, g *Genesis) map[peer.ID][]uint64 {
-	out := map[peer.ID][]uint64{}
-	st := n.P2P().Store()
-	for _, info := range st.List() {
-		b, err := st.Get(info.CID)
-		if err != nil {
-			continue
-		}
-		mm, err := parseManifestBlob(b, g)
-		if err != nil {
-			continue // a contribution or checkpoint blob
-		}
-		for _, c := range mm.m.Contributions {
-			p, _ := peer.Decode(c.Peer)
-			out[p] = append(out[p], mm.m.Round)
-		}
-	}
-	for _, rs := range out {
-		slices.Sort(rs)
-	}
-	return out
 }

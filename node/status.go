@@ -28,7 +28,7 @@ const (
 	phaseScreen    = "screen" // validators' round-wide screens (copies, outliers)
 )
 
-var phaseNames = []string{phaseTrain, phaseCompress, phaseAnnounce, phaseFetch, phaseValidate, phaseAggregate, phaseScreen}
+var phaseNames = []string{phaseTrain, phaseCompress, phaseAnnounce, phaseFetch, phaseValidate, phaseAggregate, phaseScreen, phaseReplayRespond, phaseReplayCheck}
 
 // metrics are counters shared by the loop and its goroutines.
 type metrics struct {

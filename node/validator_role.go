@@ -32,6 +32,7 @@ type validatorRole struct {
 	params verify.Params
 	policy verify.Policy
 	screen verify.Screen
+	replay *validatorReplay // nil: the network does not use replay
 }
 
 // valRound is one round's work.
@@ -62,10 +63,14 @@ func newValidatorRole(n *Node) (*validatorRole, error) {
 		book = &scoreBook{Standing: map[string]*verify.Standing{}}
 	}
 	hp := n.gen.Params
-	return &validatorRole{n: n, rank: n.gen.ValidatorRank(n.p2p.ID()), eval: eval,
+	v := &validatorRole{n: n, rank: n.gen.ValidatorRank(n.p2p.ID()), eval: eval,
 		dense: make([]float32, n.ch.NumParams), comp: n.ch.NewCompressed(), book: book, rounds: map[uint64]*valRound{},
 		params: verify.Params{OuterLR: hp.OuterLR, MaxNorm: hp.MaxNorm, GapTolerance: hp.GapTolerance},
-		policy: verify.DefaultPolicy(hp.ScoreAlpha), screen: verify.DefaultScreen()}, nil
+		policy: verify.DefaultPolicy(hp.ScoreAlpha), screen: verify.DefaultScreen()}
+	if v.replay, err = newValidatorReplay(v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 func (v *validatorRole) round(r uint64) *valRound {
@@ -84,6 +89,7 @@ func (v *validatorRole) round(r uint64) *valRound {
 func (v *validatorRole) onAnnouncement(ctx context.Context, from peer.ID, a *Announcement) {
 	n := v.n
 	now := time.Now()
+	v.replay.noteAnnouncement(from, a)
 	if a.Round != n.clock.Round(now) || now.After(n.clock.AnnounceBy(a.Round)) {
 		return // late or early: not waited for
 	}
@@ -282,6 +288,15 @@ func (v *validatorRole) publishScores(ctx context.Context, r uint64, vr *valRoun
 			e = ScoreEntry{Trainer: p.String(), CID: a.CID, Reason: reasonNotScored}
 			vr.outcome[p] = verify.Missed
 		}
+		if wasOK := e.OK; wasOK {
+			// Replay's own ledger bans for failed challenges; here the
+			// round only earns nothing.
+			if e = v.replay.adjust(r, p, e); !e.OK {
+				vr.outcome[p] = verify.Missed
+			}
+		} else {
+			e = v.replay.adjust(r, p, e)
+		}
 		if !e.OK {
 			e.Score = 0
 		}
@@ -314,7 +329,7 @@ func (v *validatorRole) onScores(from peer.ID, s *Scores) {
 // they lead to, and publishes the manifest.
 func (v *validatorRole) composeManifest(ctx context.Context, r uint64, vr *valRound) {
 	n := v.n
-	chosen := v.choose(vr)
+	chosen := v.choose(r, vr)
 	m := &Manifest{V: WireVersion, Round: r, Base: n.hash, Checkpoint: n.checkpoint}
 	if n.lastMan.Defined() {
 		m.Prev = n.lastMan.String()

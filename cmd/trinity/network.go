@@ -85,10 +85,14 @@ func runGenesis(_ context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&hp.TopK, "top-k", hp.TopK, "entries kept per chunk")
 	fs.IntVar(&hp.ChunkSize, "chunk-size", hp.ChunkSize, "chunk size")
 	outerLR := fs.Float64("outer-lr", float64(hp.OuterLR), "outer learning rate")
+	replayOn := fs.Bool("replay", false, "proof of training work: validators replay sampled inner steps (default policy)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	hp.OuterLR = float32(*outerLR)
+	if *replayOn {
+		hp.Replay = node.DefaultReplayParams()
+	}
 	g := &node.Genesis{Version: node.GenesisVersion, Network: *name, WeightSeed: *seed, Model: cfg,
 		Data: dataSpec(*dataPath, *seed, *corpusBytes, 0.05), Params: hp, Bootstrap: boots}
 	t, err := parseStart(*start, time.Now())
@@ -219,6 +223,7 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) error {
 	var pf peerFlags
 	pf.register(fs, "validator")
 	keyPath := fs.String("key", "", "the validator's key file (its peer ID must be in the genesis), required")
+	attestEvery := fs.Duration("attest-compute", 0, "attest every compute provider once per this period (0: never); see docs/compute.md")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -233,7 +238,11 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runPeer(ctx, env, cfg, pf.status, node.WithIdentity(key))
+	opts := []node.Option{node.WithIdentity(key)}
+	if *attestEvery > 0 {
+		opts = append(opts, node.WithComputeAttestation(*attestEvery))
+	}
+	return runPeer(ctx, env, cfg, pf.status, opts...)
 }
 
 // runPeer runs a trainer or validator until ctx ends, printing a progress
