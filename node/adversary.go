@@ -261,7 +261,8 @@ func (a *adversary) rewriteScores(s *Scores) {
 }
 
 // saw records another trainer's announcement (called from the gossip
-// reader); copiers pick their victims from these.
+// reader); copiers pick their victims from these, among the ones that claim
+// a training loss (the work worth stealing).
 func (a *adversary) saw(from peer.ID, ann *Announcement) {
 	if a == nil || a.mode.produce == nil || from == a.n.p2p.ID() {
 		return
@@ -272,7 +273,9 @@ func (a *adversary) saw(from peer.ID, ann *Announcement) {
 			delete(a.seen, r)
 		}
 	}
-	a.seen[ann.Round] = append(a.seen[ann.Round], seenAnn{from, ann})
+	if ann.Loss > 0 { // a blob that claims training; free-riders and copiers announce 0
+		a.seen[ann.Round] = append(a.seen[ann.Round], seenAnn{from, ann})
+	}
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:

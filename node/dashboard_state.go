@@ -1,7 +1,6 @@
 package node
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"sync"
@@ -222,12 +221,6 @@ func (n *Node) dashScores(from peer.ID, s *Scores) {
 		oldest = r - dashRounds
 	}
 	n.dash.onScores(n.p2p.ID(), from, s, oldest)
-}
-
-// dashCopied records a contribution dropped for sharing its blob with others.
-func (n *Node) dashCopied(r uint64, p peer.ID, same int) {
-	n.dash.reject(Rejection{Round: r, Validator: n.p2p.ID().String(), Trainer: p.String(), Kind: "copied",
-		Reason: fmt.Sprintf("copied: the same blob as %d other trainer(s)", same-1)})
 }
 
 // fillDashboard adds the dashboard's sections to a status snapshot (loop

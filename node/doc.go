@@ -26,6 +26,18 @@
 //     scores, blobs) is written atomically, so a node killed at any point
 //     restarts from a consistent state and catches up.
 //   - The wire payloads (messages.go) are versioned JSON decoded strictly.
+//   - Validators defend the round (defence.go, consensus.go): each scores
+//     every contribution with package verify, runs the round screens
+//     (equivocation, copies, norm outliers, the score bar), keeps each
+//     trainer's standing (misses decay it; failures ban), and publishes its
+//     score vector at ScoreAt. The composer of the manifest waits (at most a
+//     quarter of the fallback step past ManifestAt) for every validator's
+//     vector and admits a contribution when the stake-weighted median of
+//     the validators' votes on it is positive and it holds and checked the
+//     blob itself; so one dishonest validator of three cannot steer it.
+//     Aggregation clips every norm to the manifest's median on every peer.
+//   - Adversary modes (adversary.go, Config.Adversary) make a peer misbehave
+//     on purpose for tests and experiments; an honest node has none.
 //   - StatusHandler serves /status, /metrics and, unless WithDashboard(false),
 //     the dashboard (/, /static/, /api/status; docs/dashboard.md): embedded,
 //     self-contained, bounded in size whatever the network's age and size,

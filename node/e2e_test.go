@@ -15,6 +15,23 @@ import (
 	"github.com/trinity-net/trinity/compute/tensor"
 )
 
+// startTestnet creates and runs an in-process testnet in a temporary
+// directory (logging as testLogger, round 0 three seconds away), closed when
+// the test ends.
+func startTestnet(ctx context.Context, t *testing.T, cfg TestnetConfig) *Testnet {
+	t.Helper()
+	cfg.Dir, cfg.Logger, cfg.StartDelay = t.TempDir(), testLogger(), 3*time.Second
+	tn, err := NewTestnet(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.Close() })
+	if err := tn.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return tn
+}
+
 func testLogger() *slog.Logger {
 	if os.Getenv("TRINITY_NODE_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -57,14 +74,8 @@ func TestNetwork(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	tn, err := NewTestnet(ctx, TestnetConfig{Dir: t.TempDir(), Trainers: 4, Model: testGenesis(), Logger: testLogger(), StartDelay: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tn.Close()
-	if err := tn.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tn := startTestnet(ctx, t, TestnetConfig{Trainers: 4, Model: testGenesis()})
+	var err error
 	L := tn.Genesis.Params.RoundLength()
 	clock := NewClock(tn.Genesis)
 	const rounds = 14

@@ -17,14 +17,7 @@ func TestLeadFailover(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	tn, err := NewTestnet(ctx, TestnetConfig{Dir: t.TempDir(), Validators: 2, Trainers: 3, Model: testGenesis(), Logger: testLogger(), StartDelay: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tn.Close()
-	if err := tn.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	tn := startTestnet(ctx, t, TestnetConfig{Validators: 2, Trainers: 3, Model: testGenesis()})
 	L := tn.Genesis.Params.RoundLength()
 	second := tn.Members()[1].Peer
 	var before, after float32 = float32(math.NaN()), float32(math.NaN())

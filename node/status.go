@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -24,9 +25,10 @@ const (
 	phaseFetch     = "fetch"
 	phaseValidate  = "validate"
 	phaseAggregate = "aggregate"
+	phaseScreen    = "screen" // validators' round-wide screens (copies, outliers)
 )
 
-var phaseNames = []string{phaseTrain, phaseCompress, phaseAnnounce, phaseFetch, phaseValidate, phaseAggregate, phaseReplayRespond, phaseReplayCheck}
+var phaseNames = []string{phaseTrain, phaseCompress, phaseAnnounce, phaseFetch, phaseValidate, phaseAggregate, phaseScreen, phaseReplayRespond, phaseReplayCheck}
 
 // metrics are counters shared by the loop and its goroutines.
 type metrics struct {
@@ -68,29 +70,30 @@ func (m *metrics) phases() map[string]PhaseStat {
 
 // Status is a node's state as the HTTP endpoint reports it.
 type Status struct {
-	Network      string               `json:"network"`
-	Peer         string               `json:"peer"`
-	Role         string               `json:"role"`
-	Round        uint64               `json:"round"` // by the clock
-	Phase        string               `json:"phase"`
-	StateRound   uint64               `json:"state_round"` // next manifest round to apply
-	StateHash    string               `json:"state_hash"`
-	CatchingUp   bool                 `json:"catching_up"`
-	Busy         string               `json:"busy,omitempty"`
-	Peers        int                  `json:"peers"`
-	LastLoss     *float64             `json:"last_loss,omitempty"` // trainer: mean inner loss
-	ValLoss      *float64             `json:"val_loss,omitempty"`  // validator: global model
-	Contributors int                  `json:"contributors"`        // in the last manifest applied
-	Checkpoint   CheckpointRef        `json:"checkpoint"`
-	Scores       map[string]float64   `json:"scores,omitempty"` // validator: smoothed
-	BytesIn      int64                `json:"bytes_in"`
-	BytesOut     int64                `json:"bytes_out"`
-	BlobsIn      int64                `json:"blobs_in"`
-	Applied      int64                `json:"rounds_applied"`
-	CatchUps     int64                `json:"catch_ups"`
-	Announced    int64                `json:"announced"`
-	Missed       int64                `json:"missed"`
-	Phases       map[string]PhaseStat `json:"phases"`
+	Network            string               `json:"network"`
+	Peer               string               `json:"peer"`
+	Role               string               `json:"role"`
+	Round              uint64               `json:"round"` // by the clock
+	Phase              string               `json:"phase"`
+	StateRound         uint64               `json:"state_round"` // next manifest round to apply
+	StateHash          string               `json:"state_hash"`
+	CatchingUp         bool                 `json:"catching_up"`
+	Busy               string               `json:"busy,omitempty"`
+	Peers              int                  `json:"peers"`
+	LastLoss           *float64             `json:"last_loss,omitempty"` // trainer: mean inner loss
+	ValLoss            *float64             `json:"val_loss,omitempty"`  // validator: global model
+	Contributors       int                  `json:"contributors"`        // in the last manifest applied
+	Checkpoint         CheckpointRef        `json:"checkpoint"`
+	Scores             map[string]float64   `json:"scores,omitempty"`              // validator: smoothed
+	ConsensusAgreement map[string]float64   `json:"validator_agreement,omitempty"` // validator: other validators' agreement with the consensus
+	BytesIn            int64                `json:"bytes_in"`
+	BytesOut           int64                `json:"bytes_out"`
+	BlobsIn            int64                `json:"blobs_in"`
+	Applied            int64                `json:"rounds_applied"`
+	CatchUps           int64                `json:"catch_ups"`
+	Announced          int64                `json:"announced"`
+	Missed             int64                `json:"missed"`
+	Phases             map[string]PhaseStat `json:"phases"`
 
 	// For the dashboard (dashboard_status.go); bounded whatever the age
 	// and size of the network.
@@ -126,6 +129,7 @@ func (n *Node) publishStatus() {
 		Announced: n.metrics.announced.Load(), Missed: n.metrics.missed.Load(), Phases: n.metrics.phases()}
 	if n.va != nil {
 		s.Scores = n.va.scoresSnapshot()
+		s.ConsensusAgreement = maps.Clone(n.va.book.Agreement)
 	}
 	n.fillDashboard(s, now)
 	n.status.Store(s)

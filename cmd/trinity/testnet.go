@@ -106,11 +106,14 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintf(env.stdout, "%5d  no manifest (round skipped)\n", r)
 			continue
 		}
-		fmt.Fprintf(env.stdout, "%5d  %s  %6d of %-4d  %16s  %8s  %s (%d/%d %s)\n", r, vl, rep.Contributors, *trainers,
+		fmt.Fprintf(env.stdout, "%5d  %s  %6d of %-4d  %16s  %8s  %s (%d/%d %s)\n", r, vl, rep.Contributors, *trainers+trainerAdversaries(advs),
 			human(rep.BlobBytes), ratio, rep.Hash.Short(), rep.Peers, rep.Running, agree)
 		last = rep
 	}
 	printPhases(env, tn, last)
+	if len(advs) > 0 {
+		printAdversaries(env, tn)
+	}
 	return nil
 }
 
