@@ -53,6 +53,7 @@ type options struct {
 	eng     *tensor.Engine
 	p2pMod  func(*p2p.Config)
 	observe func(Event)
+	tamper  RolloutTamper
 }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -149,6 +150,8 @@ type Node struct {
 	lastCount  int
 	tr         *trainerRole
 	va         *validatorRole
+	ro         *rolloutRole // RL stage
+	rl         *rlStage     // RL stage: task set, theta_0, update
 	val        *data.Batcher
 	lastGC     uint64
 	resumed    bool // state loaded from disk
@@ -171,7 +174,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	if err := g.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Role != RoleTrainer && cfg.Role != RoleValidator {
+	if cfg.Role != RoleTrainer && cfg.Role != RoleValidator && cfg.Role != RoleRollout {
 		return nil, fmt.Errorf("node: unknown role %q", cfg.Role)
 	}
 	if cfg.DataDir == "" {
@@ -225,13 +228,18 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	if n.ch, err = optimizer.NewChunking(g.Model, hp.ChunkSize, hp.TopK); err != nil {
 		return nil, err
 	}
+	if g.stage() == StageRL {
+		if n.rl, err = newRLStage(n, cfg.DataBaseDir); err != nil {
+			return nil, err
+		}
+	}
 	if n.global, err = model.New(g.Model, n.eng); err != nil {
 		return nil, err
 	}
 	if n.work, err = model.New(g.Model, n.eng); err != nil {
 		return nil, err
 	}
-	n.global.Init(g.WeightSeed)
+	n.initState(n.global)
 	n.genesis = n.global.StateHash()
 	n.hash = n.genesis
 	n.checkpoint = CheckpointRef{Round: 0, Hash: n.genesis}
@@ -240,7 +248,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		// A state file that cannot be read is not fatal: the chain and
 		// checkpoints rebuild it, so start from genesis and say so.
 		n.log.Warn("ignoring unreadable saved state; will catch up from the network", "err", err)
-		n.global.Init(g.WeightSeed)
+		n.initState(n.global)
 	} else if ok {
 		n.next, n.lastMan = st.Round, st.Manifest
 		n.hash = n.global.StateHash()
@@ -256,6 +264,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	if pc.Bootstrap == nil {
 		pc.Bootstrap = g.Bootstrap
 	}
+	pc.ExtraTopics = append(pc.ExtraTopics, n.stageTopics()...)
 	if o.p2pMod != nil {
 		o.p2pMod(&pc)
 	}
@@ -268,7 +277,14 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	}
 	n.log = o.log.With("peer", n.p2p.ID().String(), "role", string(cfg.Role))
 	switch cfg.Role {
+	case RoleRollout:
+		if n.ro, err = newRolloutRole(n, o.tamper); err != nil {
+			return nil, err
+		}
 	case RoleTrainer:
+		if n.rl != nil {
+			return nil, fmt.Errorf("node: role %q on a network of stage %q (use %q)", RoleTrainer, StageRL, RoleRollout)
+		}
 		if n.tr, err = newTrainerRole(n); err != nil {
 			return nil, err
 		}
@@ -335,7 +351,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.registerValidators(); err != nil {
 		return err
 	}
-	for _, t := range p2p.BuiltinTopics() {
+	for _, t := range append(p2p.BuiltinTopics(), n.stageTopics()...) {
 		sub, err := n.p2p.Subscribe(t)
 		if err != nil {
 			return err
@@ -427,6 +443,9 @@ func (n *Node) tick(ctx context.Context, now time.Time) time.Time {
 	if n.va != nil {
 		soon(n.va.tick(ctx, now, r))
 	}
+	if n.ro != nil {
+		soon(n.ro.tick(ctx, now, r))
+	}
 	n.gcRounds(r)
 	return wake
 }
@@ -502,6 +521,9 @@ func (n *Node) registerValidators() error {
 			return err
 		},
 	}
+	for _, t := range n.stageTopics() {
+		checks[t] = checks[p2p.TopicGradient] // announcements of another kind of blob
+	}
 	for t, f := range checks {
 		if err := n.p2p.RegisterValidator(t, func(_ context.Context, _ peer.ID, env *p2p.Envelope) error { return f(env) }); err != nil {
 			return err
@@ -521,9 +543,9 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 		n.metrics.msgsIn.Add(1)
 		n.metrics.bytesIn.Add(int64(len(env.Payload)))
 		switch sub.Topic() {
-		case p2p.TopicGradient:
+		case p2p.TopicGradient, TopicRollout:
 			a, err := DecodeAnnouncement(env.Payload)
-			if err != nil {
+			if err != nil || n.wrongStageTopic(sub.Topic()) {
 				continue
 			}
 			n.post(ctx, func() {
