@@ -124,7 +124,8 @@ func (c *cheater) tamper(ctx context.Context, in TamperInput) (*rl.Batch, error)
 // three honest rollout peers and a dishonest one. Every round, every peer
 // must hold the same policy hash; the honest batches are listed in the
 // manifests and move the policy; the cheater's never are, each attack being
-// rejected for its reason, and its score stays at zero.
+// rejected for its reason, and its score stays at zero. A rollout peer that
+// joins at round 3 catches up and contributes.
 func TestRLNetwork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end network test")
@@ -148,10 +149,18 @@ func TestRLNetwork(t *testing.T) {
 	members := tn.Members()
 	validator := members[0]
 	L := tn.Genesis.Params.RoundLength()
-	const rounds = 6
+	const rounds = 7
 	var prev Hash
+	var late Member
 	moved := 0
 	for r := uint64(0); r < rounds; r++ {
+		if r == 3 {
+			// A late joiner replays the RL rounds it missed (from the chain
+			// or a checkpoint) before it can roll out.
+			if late, err = tn.AddRollout(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		rep, err := tn.WaitRound(ctx, r, 4*L+20*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -174,6 +183,14 @@ func TestRLNetwork(t *testing.T) {
 	contributed := contributionsByPeer(t, tn)
 	if got := contributed[bad.Peer]; len(got) > 0 {
 		t.Errorf("the cheater's batches are in the manifests of rounds %v", got)
+	}
+	caughtUp := false
+	for _, e := range tn.Events() {
+		caughtUp = caughtUp || (e.Kind == EventCaughtUp && e.Peer == late.Peer)
+	}
+	t.Logf("late joiner: caught up %v, batches in the manifests of rounds %v", caughtUp, contributed[late.Peer])
+	if !caughtUp || len(contributed[late.Peer]) == 0 {
+		t.Errorf("the rollout peer that joined at round 3 did not catch up and contribute")
 	}
 	for _, m := range members[1:] {
 		if m.Peer == bad.Peer {
