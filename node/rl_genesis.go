@@ -89,7 +89,9 @@ func (p RLParams) Config() rl.Config {
 	return rl.Config{GroupSize: p.GroupSize, Problems: p.Problems, MaxNew: p.MaxNew,
 		Sampling: grail.Sampling{Temperature: p.Temperature, TopK: p.TopK}, Prefix: p.Prefix,
 		FormatBonus: p.FormatBonus, PartialCredit: p.PartialCredit, VerifyGroups: p.VerifyGroups,
-		ClipEps: p.ClipEps, AdvEps: p.AdvEps, Epochs: p.Epochs, AdamW: p.AdamW, SGDLR: p.SGDLR}
+		ClipEps: p.ClipEps, AdvEps: p.AdvEps, Epochs: p.Epochs, AdamW: p.AdamW, SGDLR: p.SGDLR,
+		// The replicated state is the parameters alone (see rlStage).
+		FreshOptimizer: true}
 }
 
 // stage is the genesis's stage, StagePretrain for the empty string.

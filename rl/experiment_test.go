@@ -70,6 +70,9 @@ func TestExperimentFull(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("TRINITY_RL_EPOCHS")); err == nil {
 		cfg.RL.Epochs = n
 	}
+	if os.Getenv("TRINITY_RL_PERSIST") != "" {
+		cfg.RL.FreshOptimizer = false
+	}
 	if x, err := strconv.ParseFloat(os.Getenv("TRINITY_RL_PARTIAL"), 64); err == nil {
 		cfg.RL.PartialCredit = x
 	}

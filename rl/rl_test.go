@@ -90,7 +90,7 @@ func TestWilson(t *testing.T) {
 }
 
 // rollAll makes the honest batches of n peers for a round.
-func rollAll(t *testing.T, n int, rd Round, cfg Config, ts *TaskSet) []*Batch {
+func rollAll(t testing.TB, n int, rd Round, cfg Config, ts *TaskSet) []*Batch {
 	t.Helper()
 	m := tinyPolicy(t, 1)
 	var out []*Batch
