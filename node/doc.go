@@ -26,6 +26,12 @@
 //     scores, blobs) is written atomically, so a node killed at any point
 //     restarts from a consistent state and catches up.
 //   - The wire payloads (messages.go) are versioned JSON decoded strictly.
+//   - The genesis fixes the round's stage. In pre-training (above) trainers
+//     contribute pseudo-gradients; in the RL stage (Genesis.Stage "rl",
+//     rl_stage.go) rollout peers contribute GRAIL-proved rollout batches on
+//     the rollout topic, validators check them with package rl, the manifest
+//     lists the accepted ones, and every peer applies the same GRPO update:
+//     the same manifests, chain, checkpoints and catch-up carry both.
 //
 // See docs/network.md for the protocol in full and its measured costs.
 package node
