@@ -41,7 +41,7 @@ func rlTestGenesis(t *testing.T, dir string) Genesis {
 	g := testGenesis()
 	g.Params.RoundMillis = 5000
 	if raceEnabled {
-		g.Params.RoundMillis = 10000
+		g.Params.RoundMillis = 8000
 	}
 	p := DefaultRLParams()
 	p.GroupSize, p.Problems, p.MaxNew = 8, 2, 5
