@@ -87,8 +87,11 @@
 //
 // # The experiment
 //
-// Experiment pre-trains a policy on the embedded default corpus with the
-// network's own inner step (or loads a checkpoint), then runs rounds in
+// Experiment pre-trains a policy with the network's own inner step (or loads
+// a checkpoint), by default on an arithmetic drill (PretrainConfig.Arithmetic:
+// the training split's problems, one per line, which reaches a policy worth
+// post-training in a fraction of the steps the mixed default corpus needs),
+// then runs rounds in
 // process: honest rollout peers on their own engines, one cheater cycling
 // through the attacks (another model, fabricated rewards, own tasks, replay,
 // copy), a validator, and the update on every replica, which must agree

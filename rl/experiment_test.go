@@ -70,6 +70,23 @@ func TestExperimentFull(t *testing.T) {
 	if n, err := strconv.Atoi(os.Getenv("TRINITY_RL_EPOCHS")); err == nil {
 		cfg.RL.Epochs = n
 	}
+	if n, err := strconv.Atoi(os.Getenv("TRINITY_RL_DRILL_STEPS")); err == nil {
+		cfg.Pretrain[0].Steps, cfg.Pretrain[0].AdamW.TotalSteps = n, n
+	}
+	if os.Getenv("TRINITY_RL_CORPUS") != "" {
+		// The mixed default corpus in two stages of 3,000 steps (the base of
+		// the first documented run).
+		stage := func(seed uint64, lr float32, warmup int) PretrainConfig {
+			ad := optimizer.DefaultAdamW()
+			ad.LR, ad.Warmup, ad.TotalSteps, ad.MinLRFrac = lr, warmup, 3000, 0.1
+			return PretrainConfig{CorpusSeed: seed, CorpusBytes: 8 << 20, Steps: 3000, B: 32, T: 32, AdamW: ad}
+		}
+		cfg.Pretrain = []PretrainConfig{stage(1, 3e-3, 50), stage(9, 1.5e-3, 20)}
+		cfg.Peers, cfg.Rounds = 4, 60
+	}
+	if n, err := strconv.Atoi(os.Getenv("TRINITY_RL_PEERS")); err == nil {
+		cfg.Peers = n
+	}
 	if os.Getenv("TRINITY_RL_PERSIST") != "" {
 		cfg.RL.FreshOptimizer = false
 	}
