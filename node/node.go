@@ -35,12 +35,13 @@ const (
 type Config struct {
 	Genesis     *Genesis
 	Role        Role
-	DataDir     string   // identity, state, blobs, scores
-	ListenAddrs []string // default: TCP and QUIC on port 4001
-	Bootstrap   []string // default: the genesis's
-	MDNS        bool     // LAN discovery
-	Threads     int      // compute threads; 0: all cores
-	DataBaseDir string   // base of relative dataset paths; default "."
+	DataDir     string    // identity, state, blobs, scores
+	ListenAddrs []string  // default: TCP and QUIC on port 4001
+	Bootstrap   []string  // default: the genesis's
+	MDNS        bool      // LAN discovery
+	Threads     int       // compute threads; 0: all cores
+	DataBaseDir string    // base of relative dataset paths; default "."
+	Adversary   Adversary // a misbehaviour to play (tests and experiments); "" is honest
 }
 
 // Option configures what is not plain data.
@@ -152,6 +153,7 @@ type Node struct {
 	va         *validatorRole
 	ro         *rolloutRole // RL stage
 	rl         *rlStage     // RL stage: task set, theta_0, update
+	adv        *adversary   // nil: honest
 	val        *data.Batcher
 	lastGC     uint64
 	resumed    bool // state loaded from disk
@@ -296,6 +298,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 			return nil, err
 		}
 	}
+	if cfg.Adversary != "" {
+		if n.adv, err = newAdversary(n, cfg.Adversary); err != nil {
+			return nil, err
+		}
+	}
 	if ok {
 		n.log.Info("resumed saved state", "next_round", n.next, "state", n.hash.Short())
 	}
@@ -364,6 +371,7 @@ func (n *Node) Run(ctx context.Context) error {
 		}()
 	}
 	n.log.Info("node running", "network", n.netID.Short(), "state", n.hash.Short(), "next_round", n.next)
+	n.adv.start(ctx)
 	if n.resumed {
 		n.emit(Event{Kind: EventResumed, Round: n.next, Hash: n.hash})
 	}
@@ -548,6 +556,7 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 			if err != nil || n.wrongStageTopic(sub.Topic()) {
 				continue
 			}
+			n.adv.saw(env.Sender, a)
 			n.post(ctx, func() {
 				if n.va != nil {
 					n.va.onAnnouncement(ctx, env.Sender, a)

@@ -29,6 +29,9 @@ type TestnetConfig struct {
 	Logger      *slog.Logger  // default: discard
 	NetworkName string        // default "testnet"
 	ListenAddrs []string      // of every peer; default TCP and QUIC on 127.0.0.1
+	// Adversaries adds one peer per entry playing that mode: trainer modes
+	// after the honest trainers, validator modes as the last validators.
+	Adversaries []Adversary
 }
 
 // Testnet is a bootstrap node, validators and trainers in one process, each
@@ -55,6 +58,7 @@ type member struct {
 	role   Role
 	dir    string
 	key    crypto.PrivKey
+	adv    Adversary
 	node   *Node
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -63,12 +67,13 @@ type member struct {
 
 // Member describes a testnet peer.
 type Member struct {
-	Name    string
-	Role    Role
-	Dir     string // data directory
-	Peer    peer.ID
-	Running bool
-	Node    *Node // nil when stopped
+	Name      string
+	Role      Role
+	Dir       string // data directory
+	Peer      peer.ID
+	Adversary Adversary // "" for an honest peer
+	Running   bool
+	Node      *Node // nil when stopped
 }
 
 // DefaultTestnetGenesis is the genesis template of `trinity testnet`: the tiny
@@ -116,7 +121,11 @@ func NewTestnet(ctx context.Context, cfg TestnetConfig) (*Testnet, error) {
 		g.Network = "testnet"
 	}
 	t := &Testnet{cfg: cfg, log: cfg.Logger, applied: map[uint64]map[peer.ID]Event{}, notify: make(chan struct{}, 1)}
-	for i := range cfg.Validators {
+	advs, err := testnetAdversaries(cfg)
+	if err != nil {
+		return nil, err
+	}
+	for i, adv := range advs[RoleValidator] {
 		k, _, err := crypto.GenerateEd25519Key(rand.Reader)
 		if err != nil {
 			return nil, fmt.Errorf("node: testnet key: %w", err)
@@ -126,18 +135,23 @@ func NewTestnet(ctx context.Context, cfg TestnetConfig) (*Testnet, error) {
 			return nil, err
 		}
 		g.Validators = append(g.Validators, ValidatorKey{Peer: id.String(), Stake: uint64(100 - i)})
-		t.members = append(t.members, &member{name: fmt.Sprintf("validator-%d", i), role: RoleValidator,
-			dir: filepath.Join(cfg.Dir, fmt.Sprintf("validator-%d", i)), key: k})
+		t.members = append(t.members, &member{name: testnetName("validator", adv, i), role: RoleValidator,
+			dir: filepath.Join(cfg.Dir, fmt.Sprintf("validator-%d", i)), key: k, adv: adv})
 	}
-	worker := g.workerRole()
-	for i := range cfg.Trainers {
-		t.members = append(t.members, &member{name: fmt.Sprintf("%s-%d", worker, i), role: worker,
-			dir: filepath.Join(cfg.Dir, fmt.Sprintf("%s-%d", worker, i))})
+	worker, workers := g.workerRole(), advs[RoleTrainer]
+	switch {
+	case worker == RoleRollout:
+		workers = append(workers, advs[RoleRollout]...)
+	case len(advs[RoleRollout]) > 0:
+		return nil, fmt.Errorf("node: testnet of stage %q has no rollout peers to play %s", g.stage(), advs[RoleRollout][0])
+	}
+	for i, adv := range workers {
+		t.members = append(t.members, &member{name: testnetName(string(worker), adv, i), role: worker,
+			dir: filepath.Join(cfg.Dir, fmt.Sprintf("%s-%d", worker, i)), adv: adv})
 	}
 	// The bootstrap node's address cannot be in the genesis (its listen
 	// port is chosen at start, after the network ID is fixed), so the peers
 	// are handed it directly.
-	var err error
 	t.ds, err = data.Load(ctx, g.Data, g.Model.Vocab, ".")
 	if err != nil {
 		return nil, err
@@ -207,7 +221,7 @@ func (t *Testnet) start(m *member) error {
 	sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	n, err := New(sctx, Config{Genesis: t.Genesis, Role: m.role, DataDir: m.dir, ListenAddrs: t.cfg.ListenAddrs,
-		Bootstrap: t.bootstrapAddrs(), Threads: t.cfg.Threads}, opts...)
+		Bootstrap: t.bootstrapAddrs(), Threads: t.cfg.Threads, Adversary: m.adv}, opts...)
 	if err != nil {
 		return fmt.Errorf("node: testnet %s: %w", m.name, err)
 	}
@@ -281,7 +295,7 @@ func (t *Testnet) Restart(i int) error {
 }
 
 func (t *Testnet) member(m *member) Member {
-	mb := Member{Name: m.name, Role: m.role, Dir: m.dir, Running: m.node != nil, Node: m.node}
+	mb := Member{Name: m.name, Role: m.role, Dir: m.dir, Adversary: m.adv, Running: m.node != nil, Node: m.node}
 	if m.node != nil {
 		mb.Peer = m.node.ID()
 	}

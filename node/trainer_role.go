@@ -125,6 +125,13 @@ func (tr *trainerRole) tick(ctx context.Context, now time.Time, r uint64) time.T
 func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*Announcement, error) {
 	n := tr.n
 	hp := n.gen.Params
+	if n.adv.produces() {
+		blob, err := n.adv.produceBlob(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return tr.announceBlob(ctx, r, base, blob, 0)
+	}
 	pages := data.AssignPages(n.gen.WeightSeed, n.p2p.ID().String(), r, n.numPages, hp.PagesPerRound)
 	b, err := data.NewBatcher(n.ds.Train, hp.PageSize, pages, hp.Batch, hp.SeqLen)
 	if err != nil {
@@ -141,7 +148,12 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 		if err := b.Fill(i, in, tgt); err != nil {
 			return nil, err
 		}
+		run, undo := n.adv.innerStep(tr.t.Opt, i, hp.InnerSteps)
+		if !run {
+			continue
+		}
 		loss, err := tr.t.StepBatch(in, tgt)
+		undo()
 		if err != nil {
 			return nil, err
 		}
@@ -162,13 +174,20 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 	if err := tr.slc.Compress(r, tr.d, tr.comp); err != nil {
 		return nil, err
 	}
+	n.adv.rewriteCompressed(r, tr.comp)
 	blob, err := n.ch.Encode(nil, tr.comp)
 	if err != nil {
 		return nil, err
 	}
 	n.metrics.observe(phaseCompress, time.Since(t0))
+	return tr.announceBlob(ctx, r, base, n.adv.rewriteBlob(r, blob), loss)
+}
 
-	t0 = time.Now()
+// announceBlob stores the round's blob, records the trainer state and
+// announces the blob.
+func (tr *trainerRole) announceBlob(ctx context.Context, r uint64, base Hash, blob []byte, loss float32) (*Announcement, error) {
+	n := tr.n
+	t0 := time.Now()
 	// Store the blob before recording the error feedback: a crash between
 	// the two loses this round's contribution, never folds it in twice.
 	// Stored locally only: providing on the DHT can take seconds when
@@ -185,6 +204,7 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 		return nil, fmt.Errorf("node: round %d: announcement deadline passed while storing (train+compress done %v after the round start)", r, t0.Sub(n.clock.RoundStart(r)).Round(time.Millisecond))
 	}
 	a := &Announcement{V: WireVersion, Round: r, Base: base, CID: c.String(), Size: int64(len(blob)), Loss: loss}
+	n.adv.rewriteAnnouncement(a)
 	n.publish(context.WithoutCancel(ctx), p2p.TopicGradient, r, a)
 	n.provideLater(ctx, blob, r)
 	n.metrics.bytesOut.Add(int64(len(blob))) // served at least once, to the validator

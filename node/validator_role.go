@@ -278,6 +278,7 @@ func (v *validatorRole) publishScores(ctx context.Context, r uint64, vr *valRoun
 	if err := saveScores(n.cfg.DataDir, v.book); err != nil {
 		n.log.Error("saving scores", "err", err)
 	}
+	n.adv.rewriteScores(s)
 	n.spawn(func() { n.publish(ctx, p2p.TopicScore, r, s) })
 	n.emit(Event{Kind: EventScored, Round: r, Count: len(s.Entries)})
 }

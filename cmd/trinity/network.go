@@ -161,6 +161,7 @@ type peerFlags struct {
 	listen, boots            listFlag
 	threads                  int
 	mdns                     bool
+	adversary                string
 }
 
 func (f *peerFlags) register(fs *flag.FlagSet, role string) {
@@ -171,6 +172,7 @@ func (f *peerFlags) register(fs *flag.FlagSet, role string) {
 	fs.Var(&f.boots, "bootstrap", "bootstrap multiaddr (repeatable; default: the genesis's)")
 	fs.IntVar(&f.threads, "threads", 0, "compute threads (0: all cores)")
 	fs.BoolVar(&f.mdns, "mdns", false, "discover peers on the LAN")
+	fs.StringVar(&f.adversary, "adversary", "", "misbehave on purpose, for testing the network's defences ("+adversaryNames(node.Role(role))+")")
 }
 
 func (f *peerFlags) config(role node.Role) (node.Config, error) {
@@ -192,6 +194,11 @@ func (f *peerFlags) config(role node.Role) (node.Config, error) {
 	}
 	cfg := node.Config{Genesis: g, Role: role, DataDir: dir, ListenAddrs: f.listen, MDNS: f.mdns, Threads: f.threads,
 		DataBaseDir: filepath.Dir(f.genesis)}
+	if f.adversary != "" {
+		if cfg.Adversary, err = node.ParseAdversary(f.adversary); err != nil {
+			return node.Config{}, err
+		}
+	}
 	if len(f.boots) > 0 {
 		cfg.Bootstrap = f.boots
 	}

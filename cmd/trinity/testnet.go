@@ -27,7 +27,12 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	dir := fs.String("dir", "", "data directories of the peers (default: a temporary directory, removed at the end)")
 	status := fs.String("status", "", "serve the validator's /status and /metrics on this address")
 	verbose := fs.Bool("v", false, "log every node's events to stderr")
+	advFlag := fs.String("adversaries", "", "extra peers playing adversaries, as MODE[:N],... (modes: "+adversaryNames()+")")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	advs, err := parseAdversaries(*advFlag)
+	if err != nil {
 		return err
 	}
 	if *trainers < 1 || *validators < 1 || *rounds < 0 {
@@ -45,7 +50,7 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	if *verbose {
 		log = env.log
 	}
-	tn, err := node.NewTestnet(ctx, node.TestnetConfig{Dir: *dir, Trainers: *trainers, Validators: *validators, Model: tpl, Logger: log, StartDelay: 3 * time.Second})
+	tn, err := node.NewTestnet(ctx, node.TestnetConfig{Dir: *dir, Trainers: *trainers, Validators: *validators, Model: tpl, Logger: log, StartDelay: 3 * time.Second, Adversaries: advs})
 	if err != nil {
 		return err
 	}
