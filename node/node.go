@@ -54,7 +54,6 @@ type options struct {
 	eng     *tensor.Engine
 	p2pMod  func(*p2p.Config)
 	observe func(Event)
-	tamper  RolloutTamper
 }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -280,7 +279,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	n.log = o.log.With("peer", n.p2p.ID().String(), "role", string(cfg.Role))
 	switch cfg.Role {
 	case RoleRollout:
-		if n.ro, err = newRolloutRole(n, o.tamper); err != nil {
+		if n.ro, err = newRolloutRole(n); err != nil {
 			return nil, err
 		}
 	case RoleTrainer:

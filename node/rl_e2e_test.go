@@ -4,9 +4,10 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/trinity-net/trinity/compute/model"
 	"github.com/trinity-net/trinity/compute/tensor"
@@ -53,79 +54,13 @@ func rlTestGenesis(t *testing.T, dir string) Genesis {
 	return g
 }
 
-// cheater tampers with its batch a different way each round: fabricated
-// rewards, another model's rollouts passed off as the policy's, and a replay
-// of an older batch under the new round's header.
-type cheater struct {
-	mu   sync.Mutex
-	old  *rl.Batch
-	used map[uint64]string // attack by round
-}
-
-func (c *cheater) attack(r uint64) string {
-	return [...]string{"rewards", "model", "replay"}[r%3]
-}
-
-func (c *cheater) tamper(ctx context.Context, in TamperInput) (*rl.Batch, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	b := in.Honest
-	a := c.attack(in.Round.Index)
-	if a == "replay" && c.old == nil {
-		a = "rewards"
-	}
-	c.used[in.Round.Index] = a
-	switch a {
-	case "rewards":
-		enc, err := b.Encode()
-		if err != nil {
-			return nil, err
-		}
-		c.old, _ = rl.Decode(enc) // kept honest, for a later replay
-		for _, g := range b.Groups {
-			for k := range g.Rollouts {
-				g.Rollouts[k].Reward = 1
-			}
-		}
-		return b, nil
-	case "model":
-		alt, err := model.New(in.Policy.Config, in.Policy.Engine())
-		if err != nil {
-			return nil, err
-		}
-		for i, x := range in.Policy.Params {
-			alt.Params[i] = x * (1 + 0.02*float32(i%7-3)/3)
-		}
-		ro, err := rl.NewRoller(alt, in.Key, in.TaskSet, in.Config)
-		if err != nil {
-			return nil, err
-		}
-		fake, err := ro.Roll(ctx, in.Round)
-		if err != nil {
-			return nil, err
-		}
-		fake.PolicyHash = in.Honest.PolicyHash
-		for _, g := range fake.Groups {
-			for _, r := range g.Rollouts {
-				r.Proof.ModelHash = fake.PolicyHash
-				if err := r.Proof.Sign(in.Key); err != nil {
-					return nil, err
-				}
-			}
-		}
-		return fake, nil
-	}
-	old := *c.old
-	old.Round, old.Beacon, old.PolicyHash = in.Round.Index, in.Round.Beacon, b.PolicyHash
-	return &old, nil
-}
-
 // TestRLNetwork runs the RL stage over real libp2p on loopback: a validator,
-// three honest rollout peers and a dishonest one. Every round, every peer
-// must hold the same policy hash; the honest batches are listed in the
-// manifests and move the policy; the cheater's never are, each attack being
-// rejected for its reason, and its score stays at zero. A rollout peer that
-// joins at round 3 catches up and contributes.
+// three honest rollout peers and three dishonest ones (fabricated rewards,
+// another model's rollouts, replays). Every round, every peer must hold the
+// same policy hash; the honest batches are listed in the manifests and move
+// the policy; the cheaters' never are, each being rejected for its reason,
+// and their scores stay at zero. A rollout peer that joins at round 3
+// catches up and contributes.
 func TestRLNetwork(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end network test")
@@ -133,17 +68,14 @@ func TestRLNetwork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	tn, err := NewTestnet(ctx, TestnetConfig{Dir: dir, Trainers: 3, Model: rlTestGenesis(t, dir), Logger: testLogger(), StartDelay: 3 * time.Second})
+	cheats := map[Adversary]error{AdversaryRLRewards: rl.ErrReward, AdversaryRLModel: rl.ErrProof, AdversaryRLReplay: rl.ErrAssignment}
+	tn, err := NewTestnet(ctx, TestnetConfig{Dir: dir, Trainers: 3, Model: rlTestGenesis(t, dir), Logger: testLogger(), StartDelay: 3 * time.Second,
+		Adversaries: []Adversary{AdversaryRLRewards, AdversaryRLModel, AdversaryRLReplay}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tn.Close()
 	if err := tn.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ch := &cheater{used: map[uint64]string{}}
-	bad, err := tn.AddRollout(WithRolloutTamper(ch.tamper))
-	if err != nil {
 		t.Fatal(err)
 	}
 	members := tn.Members()
@@ -181,9 +113,6 @@ func TestRLNetwork(t *testing.T) {
 	}
 
 	contributed := contributionsByPeer(t, tn)
-	if got := contributed[bad.Peer]; len(got) > 0 {
-		t.Errorf("the cheater's batches are in the manifests of rounds %v", got)
-	}
 	caughtUp := false
 	for _, e := range tn.Events() {
 		caughtUp = caughtUp || (e.Kind == EventCaughtUp && e.Peer == late.Peer)
@@ -192,56 +121,61 @@ func TestRLNetwork(t *testing.T) {
 	if !caughtUp || len(contributed[late.Peer]) == 0 {
 		t.Errorf("the rollout peer that joined at round 3 did not catch up and contribute")
 	}
-	for _, m := range members[1:] {
-		if m.Peer == bad.Peer {
-			continue
-		}
-		t.Logf("%s: batches in the manifests of rounds %v", m.Name, contributed[m.Peer])
-		if len(contributed[m.Peer]) < rounds/2 {
-			t.Errorf("%s: honest batches listed in only %d of %d rounds", m.Name, len(contributed[m.Peer]), rounds)
-		}
-	}
-	// Each attack was tried and rejected for its reason.
+	// Each cheater's verdicts, read on the validator's loop.
 	v := validator.Node
 	type verdict struct {
 		round uint64
 		e     ScoreEntry
 	}
-	done := make(chan []verdict, 1)
-	var score float64
+	done := make(chan map[peer.ID][]verdict, 1)
+	smoothed := map[peer.ID]float64{}
 	v.post(ctx, func() {
-		var out []verdict
+		out := map[peer.ID][]verdict{}
 		for _, h := range v.va.book.History {
 			for _, e := range h.Scores {
-				if e.Trainer == bad.Peer.String() {
-					out = append(out, verdict{h.Round, e})
-				}
+				p, _ := peer.Decode(e.Trainer)
+				out[p] = append(out[p], verdict{h.Round, e})
 			}
 		}
-		score = v.va.book.Smoothed[bad.Peer.String()]
+		for k, s := range v.va.book.Smoothed {
+			p, _ := peer.Decode(k)
+			smoothed[p] = s
+		}
 		done <- out
 	})
 	verdicts := <-done
-	if score != 0 {
-		t.Errorf("the cheater's smoothed score is %v, want 0", score)
-	}
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	want := map[string]error{"rewards": rl.ErrReward, "model": rl.ErrProof, "replay": rl.ErrAssignment}
-	rejected := map[string]bool{}
-	for _, vd := range verdicts {
-		a := ch.used[vd.round]
-		t.Logf("cheater, round %d (%s): ok=%v %s", vd.round, a, vd.e.OK, vd.e.Reason)
-		if vd.e.OK {
-			t.Errorf("round %d: the cheater's batch (%s) passed", vd.round, a)
+	for _, m := range members[1:] {
+		t.Logf("%s: batches in the manifests of rounds %v, smoothed score %.2f", m.Name, contributed[m.Peer], smoothed[m.Peer])
+		want, cheats := cheats[m.Adversary]
+		if !cheats {
+			for _, vd := range verdicts[m.Peer] {
+				if !vd.e.OK {
+					t.Logf("%s, round %d: not accepted: %s", m.Name, vd.round, vd.e.Reason)
+				}
+			}
+			if m.Peer != late.Peer && len(contributed[m.Peer]) < rounds/2 {
+				t.Errorf("%s: honest batches listed in only %d of %d rounds", m.Name, len(contributed[m.Peer]), rounds)
+			}
+			continue
 		}
-		if w := want[a]; w != nil && strings.HasPrefix(vd.e.Reason, w.Error()) {
-			rejected[a] = true
+		if len(contributed[m.Peer]) > 0 {
+			t.Errorf("%s: its batches are in the manifests of rounds %v", m.Name, contributed[m.Peer])
 		}
-	}
-	for a := range want {
-		if !rejected[a] {
-			t.Errorf("attack %q was never rejected for its reason %q", a, want[a])
+		if smoothed[m.Peer] != 0 {
+			t.Errorf("%s: smoothed score %v, want 0", m.Name, smoothed[m.Peer])
+		}
+		rejected := 0
+		for _, vd := range verdicts[m.Peer] {
+			t.Logf("%s, round %d: ok=%v %s", m.Name, vd.round, vd.e.OK, vd.e.Reason)
+			if vd.e.OK {
+				t.Errorf("%s: round %d: its batch passed", m.Name, vd.round)
+			}
+			if strings.HasPrefix(vd.e.Reason, want.Error()) {
+				rejected++
+			}
+		}
+		if rejected == 0 {
+			t.Errorf("%s was never rejected for its reason %q", m.Name, want)
 		}
 	}
 }

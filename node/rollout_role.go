@@ -15,39 +15,18 @@ import (
 // RoleRollout generates proved rollouts in the RL stage.
 const RoleRollout Role = "rollout"
 
-// RolloutTamper turns a rollout peer dishonest, for adversarial tests and
-// testnets: it receives each round's honest batch and returns the batch the
-// peer publishes instead.
-type RolloutTamper func(ctx context.Context, in TamperInput) (*rl.Batch, error)
-
-// TamperInput is what a dishonest rollout peer has at hand.
-type TamperInput struct {
-	Round   rl.Round
-	Honest  *rl.Batch
-	Policy  *model.GPT // the current policy (the tamper may use it, not keep it)
-	Key     ed25519.PrivateKey
-	TaskSet *rl.TaskSet
-	Config  rl.Config
-}
-
-// WithRolloutTamper makes a rollout peer publish what f returns.
-func WithRolloutTamper(f RolloutTamper) Option {
-	return func(o *options) error { o.tamper = f; return nil }
-}
-
 // rolloutRole is the rollout peer's part of the state machine: once per
 // round, as soon as the previous round's manifest is applied, roll out the
 // assigned tasks with the current policy, store the batch blob and announce
 // it on TopicRollout.
 type rolloutRole struct {
-	n      *Node
-	m      *model.GPT // the policy copy a rollout job owns
-	key    ed25519.PrivateKey
-	tamper RolloutTamper
-	tried  map[uint64]bool
+	n     *Node
+	m     *model.GPT // the policy copy a rollout job owns
+	key   ed25519.PrivateKey
+	tried map[uint64]bool
 }
 
-func newRolloutRole(n *Node, tamper RolloutTamper) (*rolloutRole, error) {
+func newRolloutRole(n *Node) (*rolloutRole, error) {
 	if n.rl == nil {
 		return nil, fmt.Errorf("node: role %q needs a genesis of stage %q (this network's is %q)", RoleRollout, StageRL, n.gen.stage())
 	}
@@ -63,7 +42,7 @@ func newRolloutRole(n *Node, tamper RolloutTamper) (*rolloutRole, error) {
 	if err != nil || len(raw) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("node: rollout role: the identity is not an ed25519 key")
 	}
-	return &rolloutRole{n: n, m: m, key: ed25519.PrivateKey(raw), tamper: tamper, tried: map[uint64]bool{}}, nil
+	return &rolloutRole{n: n, m: m, key: ed25519.PrivateKey(raw), tried: map[uint64]bool{}}, nil
 }
 
 // tick starts round r's rollouts when the node holds theta_r, or gives the
@@ -134,10 +113,8 @@ func (ro *rolloutRole) roll(ctx context.Context, rd rl.Round, base Hash) (*Annou
 	if err != nil {
 		return nil, fmt.Errorf("node: round %d: %w", rd.Index, err)
 	}
-	if ro.tamper != nil {
-		if b, err = ro.tamper(ctx, TamperInput{Round: rd, Honest: b, Policy: ro.m, Key: ro.key, TaskSet: s.ts, Config: s.cfg}); err != nil {
-			return nil, fmt.Errorf("node: round %d: tamper: %w", rd.Index, err)
-		}
+	if b, err = n.adv.rewriteRollouts(ctx, rolloutInput{round: rd, honest: b, policy: ro.m, key: ro.key, ts: s.ts, cfg: s.cfg}); err != nil {
+		return nil, fmt.Errorf("node: round %d: %w", rd.Index, err)
 	}
 	blob, err := b.Encode()
 	if err != nil {
