@@ -45,7 +45,7 @@ type Config struct {
 // DefaultConfig is the configuration the experiment and the tests start from.
 func DefaultConfig() Config {
 	ad := optimizer.DefaultAdamW()
-	ad.LR = 1e-4
+	ad.LR = 3e-5
 	ad.Warmup = 0
 	ad.TotalSteps = 0
 	ad.WeightDecay = 0

@@ -39,8 +39,8 @@ type ExperimentConfig struct {
 // on 2 cores, pre-training included.
 func DefaultExperimentConfig() ExperimentConfig {
 	ad := optimizer.DefaultAdamW()
-	ad.LR, ad.Warmup, ad.TotalSteps, ad.MinLRFrac = 3e-3, 50, 2000, 0.1
-	drill := PretrainConfig{CorpusSeed: 1, CorpusBytes: 4 << 20, Arithmetic: true, Steps: 2000, B: 32, T: 32, AdamW: ad}
+	ad.LR, ad.Warmup, ad.TotalSteps, ad.MinLRFrac = 3e-3, 50, 3200, 0.1
+	drill := PretrainConfig{CorpusSeed: 1, CorpusBytes: 4 << 20, Arithmetic: true, Steps: 3200, B: 32, T: 32, AdamW: ad}
 	rl := DefaultConfig()
 	rl.Problems = 8
 	return ExperimentConfig{
