@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipfs/go-cid"
 	"github.com/trinity-net/trinity/compute/model"
 	"github.com/trinity-net/trinity/compute/tensor"
+	"github.com/trinity-net/trinity/p2p"
 	"github.com/trinity-net/trinity/rl"
 )
 
@@ -176,5 +178,39 @@ func TestRLMessages(t *testing.T) {
 	}
 	if _, err := DecodeAnnouncement([]byte(strings.Replace(ann, "0.25", "1e999", 1))); err == nil {
 		t.Error("an infinite reward accepted")
+	}
+}
+
+// TestRLBeacon: the round's randomness changes with the round, the base
+// state and the previous manifest, so it is known to nobody before the lead
+// signs the previous manifest.
+func TestRLBeacon(t *testing.T) {
+	g := rlGenesis(t)
+	id, _ := g.ID()
+	s := &rlStage{n: &Node{netID: id}}
+	c1, c2 := p2p.CIDOf([]byte("m1")), p2p.CIDOf([]byte("m2"))
+	base := s.beacon(5, Hash{1}, c1)
+	for name, other := range map[string]rl.Round{
+		"round":    s.beacon(6, Hash{1}, c1),
+		"base":     s.beacon(5, Hash{2}, c1),
+		"manifest": s.beacon(5, Hash{1}, c2),
+		"no prev":  s.beacon(5, Hash{1}, cid.Undef),
+	} {
+		if other.Beacon == base.Beacon {
+			t.Errorf("beacon does not depend on the %s", name)
+		}
+	}
+	if again := s.beacon(5, Hash{1}, c1); again != base || base.Index != 5 {
+		t.Errorf("beacon not a function of its inputs: %+v %+v", again, base)
+	}
+	// Per-round duplicate sets are dropped two rounds on.
+	s.seen = map[uint64]*rl.Seen{}
+	first := s.seenIn(1)
+	if s.seenIn(1) != first {
+		t.Fatal("one round, two sets")
+	}
+	s.seenIn(4)
+	if _, ok := s.seen[1]; ok {
+		t.Error("round 1's set kept at round 4")
 	}
 }

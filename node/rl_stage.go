@@ -46,11 +46,15 @@ type rlStage struct {
 	cfg     rl.Config
 	ts      *rl.TaskSet
 	start   []float32 // theta_0, nil for Init(WeightSeed)
-	seen    *rl.Seen  // validators: rollouts accepted so far
 	maxBlob int64
 
 	mu    sync.Mutex
 	stats map[uint64]rl.UpdateStats // by round, the last few applied
+	// seen holds, per round, the digests of the rollouts a validator
+	// accepted: a rollout copied into two peers' batches of a round counts
+	// once. Older rounds need no set: a rollout is bound to its round's
+	// beacon, so a replay fails its binding whatever was seen.
+	seen map[uint64]*rl.Seen
 }
 
 func newRLStage(n *Node, base string) (*rlStage, error) {
@@ -70,8 +74,8 @@ func newRLStage(n *Node, base string) (*rlStage, error) {
 	maxPrompt := int64(len(cfg.Prefix) + maxPromptBytes(ts))
 	perRollout := 12 + 1024 + 4*(maxPrompt+int64(cfg.MaxNew)) + 4*int64(cfg.MaxNew)
 	maxBlob := 1024 + int64(cfg.Problems)*(4+int64(cfg.GroupSize)*perRollout)
-	return &rlStage{n: n, cfg: cfg, ts: ts, start: start, seen: rl.NewSeen(), maxBlob: min(maxBlob, rl.MaxBatchBytes),
-		stats: map[uint64]rl.UpdateStats{}}, nil
+	return &rlStage{n: n, cfg: cfg, ts: ts, start: start, maxBlob: min(maxBlob, rl.MaxBatchBytes),
+		stats: map[uint64]rl.UpdateStats{}, seen: map[uint64]*rl.Seen{}}, nil
 }
 
 func maxPromptBytes(ts *rl.TaskSet) int {
@@ -188,7 +192,23 @@ func (s *rlStage) check(ctx context.Context, m *model.GPT, blob []byte, from pee
 	if err != nil {
 		return rl.Verdict{}, err
 	}
-	return v.Check(ctx, b, rl.Expect{Round: rd, Peer: pub}, s.seen)
+	return v.Check(ctx, b, rl.Expect{Round: rd, Peer: pub}, s.seenIn(rd.Index))
+}
+
+// seenIn is round r's set of accepted rollouts (sets of rounds before r-2
+// are dropped).
+func (s *rlStage) seenIn(r uint64) *rl.Seen {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.seen {
+		if k+2 < r {
+			delete(s.seen, k)
+		}
+	}
+	if s.seen[r] == nil {
+		s.seen[r] = rl.NewSeen()
+	}
+	return s.seen[r]
 }
 
 // update applies the GRPO step of round r's listed batch blobs to m, which
