@@ -9,12 +9,13 @@ import (
 	"github.com/trinity-net/trinity/rl"
 )
 
-// Rollout peers' misbehaviours in the RL stage (see adversary.go): each
-// rolls out honestly, then publishes something else.
+// Rollout peers' misbehaviours in the RL stage (see adversary.go), played
+// with rl.Forge.
 const (
-	AdversaryRLRewards Adversary = "rl-rewards"     // claims reward 1 for every rollout
-	AdversaryRLModel   Adversary = "rl-other-model" // rolls out another model (the policy with 1% noise) and claims the policy
-	AdversaryRLReplay  Adversary = "rl-replay"      // re-sends its previous round's batch under the new round's header
+	AdversaryRLRewards  Adversary = "rl-rewards"     // claims reward 1 for every rollout
+	AdversaryRLModel    Adversary = "rl-other-model" // rolls out another model (the policy with 1% noise) and claims the policy
+	AdversaryRLOwnTasks Adversary = "rl-own-tasks"   // rolls out tasks of its own choosing
+	AdversaryRLReplay   Adversary = "rl-replay"      // re-sends its previous round's batch under the new round's header
 )
 
 // rolloutInput is what a dishonest rollout peer has at hand.
@@ -28,18 +29,17 @@ type rolloutInput struct {
 }
 
 func rlAdversaryModes() map[Adversary]adversaryMode {
+	mode := func(atk rl.Attack, about string) adversaryMode {
+		return adversaryMode{role: RoleRollout, about: about,
+			rollouts: func(a *adversary, ctx context.Context, in rolloutInput) (*rl.Batch, error) {
+				return a.forge(ctx, atk, in)
+			}}
+	}
 	return map[Adversary]adversaryMode{
-		AdversaryRLRewards: {role: RoleRollout, about: "claims reward 1 for every rollout",
-			rollouts: func(_ *adversary, _ context.Context, in rolloutInput) (*rl.Batch, error) {
-				for _, g := range in.honest.Groups {
-					for k := range g.Rollouts {
-						g.Rollouts[k].Reward = 1
-					}
-				}
-				return in.honest, nil
-			}},
-		AdversaryRLModel:  {role: RoleRollout, about: "rolls out another model and claims the policy's hash", rollouts: (*adversary).otherModel},
-		AdversaryRLReplay: {role: RoleRollout, about: "re-sends last round's batch under the new round's header", rollouts: (*adversary).replay},
+		AdversaryRLRewards:  mode(rl.AttackRewards, "claims reward 1 for every rollout"),
+		AdversaryRLModel:    mode(rl.AttackOtherModel, "rolls out another model and claims the policy's hash"),
+		AdversaryRLOwnTasks: mode(rl.AttackOwnTasks, "rolls out tasks of its own choosing"),
+		AdversaryRLReplay:   mode(rl.AttackReplay, "re-sends last round's batch under the new round's header"),
 	}
 }
 
@@ -51,57 +51,25 @@ func (a *adversary) rewriteRollouts(ctx context.Context, in rolloutInput) (*rl.B
 	return a.mode.rollouts(a, ctx, in)
 }
 
-// otherModel rolls out the policy with every weight scaled by up to 1%,
-// then claims the real policy in the header and every proof, re-signed.
-func (a *adversary) otherModel(ctx context.Context, in rolloutInput) (*rl.Batch, error) {
-	alt, err := model.New(in.policy.Config, in.policy.Engine())
-	if err != nil {
-		return nil, err
-	}
-	a.mu.Lock()
-	for i, x := range in.policy.Params {
-		alt.Params[i] = x * (1 + 0.02*(a.rng.Float32()-0.5))
-	}
-	a.mu.Unlock()
-	ro, err := rl.NewRoller(alt, in.key, in.ts, in.cfg)
-	if err != nil {
-		return nil, err
-	}
-	b, err := ro.Roll(ctx, in.round)
-	if err != nil {
-		return nil, err
-	}
-	b.PolicyHash = in.honest.PolicyHash
-	for _, g := range b.Groups {
-		for _, r := range g.Rollouts {
-			r.Proof.ModelHash = b.PolicyHash
-			if err := r.Proof.Sign(in.key); err != nil {
-				return nil, err
-			}
+// forge plays atk. A replayer keeps each round's honest batch to re-send
+// the next round; with nothing older (its first round) it does not announce.
+func (a *adversary) forge(ctx context.Context, atk rl.Attack, in rolloutInput) (*rl.Batch, error) {
+	var prev *rl.Batch
+	if atk == rl.AttackReplay {
+		blob, err := in.honest.Encode()
+		if err != nil {
+			return nil, err
+		}
+		a.mu.Lock()
+		old, oldR := a.last, a.lastR
+		a.last, a.lastR = blob, in.round.Index
+		a.mu.Unlock()
+		if old == nil || oldR >= in.round.Index {
+			return nil, fmt.Errorf("node: adversary %s: no older batch to replay in round %d", a.kind, in.round.Index)
+		}
+		if prev, err = rl.Decode(old); err != nil {
+			return nil, err
 		}
 	}
-	return b, nil
-}
-
-// replay keeps this round's honest batch and publishes the previous one,
-// re-headed for this round; with nothing older (its first round) it does
-// not announce.
-func (a *adversary) replay(_ context.Context, in rolloutInput) (*rl.Batch, error) {
-	blob, err := in.honest.Encode()
-	if err != nil {
-		return nil, err
-	}
-	a.mu.Lock()
-	prev, prevR := a.last, a.lastR
-	a.last, a.lastR = blob, in.round.Index
-	a.mu.Unlock()
-	if prev == nil || prevR >= in.round.Index {
-		return nil, fmt.Errorf("node: adversary %s: no older batch to replay in round %d", a.kind, in.round.Index)
-	}
-	b, err := rl.Decode(prev)
-	if err != nil {
-		return nil, err
-	}
-	b.Round, b.Beacon, b.PolicyHash = in.round.Index, in.round.Beacon, in.honest.PolicyHash
-	return b, nil
+	return rl.Forge(ctx, atk, in.policy, in.key, in.ts, in.cfg, in.round, prev, nil)
 }

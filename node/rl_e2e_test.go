@@ -55,8 +55,8 @@ func rlTestGenesis(t *testing.T, dir string) Genesis {
 }
 
 // TestRLNetwork runs the RL stage over real libp2p on loopback: a validator,
-// three honest rollout peers and three dishonest ones (fabricated rewards,
-// another model's rollouts, replays). Every round, every peer must hold the
+// three honest rollout peers and four dishonest ones (fabricated rewards,
+// another model's rollouts, tasks of its choosing, replays). Every round, every peer must hold the
 // same policy hash; the honest batches are listed in the manifests and move
 // the policy; the cheaters' never are, each being rejected for its reason,
 // and their scores stay at zero. A rollout peer that joins at round 3
@@ -68,9 +68,10 @@ func TestRLNetwork(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	cheats := map[Adversary]error{AdversaryRLRewards: rl.ErrReward, AdversaryRLModel: rl.ErrProof, AdversaryRLReplay: rl.ErrAssignment}
+	cheats := map[Adversary]error{AdversaryRLRewards: rl.ErrReward, AdversaryRLModel: rl.ErrProof, AdversaryRLOwnTasks: rl.ErrAssignment,
+		AdversaryRLReplay: rl.ErrAssignment}
 	tn, err := NewTestnet(ctx, TestnetConfig{Dir: dir, Trainers: 3, Model: rlTestGenesis(t, dir), Logger: testLogger(), StartDelay: 3 * time.Second,
-		Adversaries: []Adversary{AdversaryRLRewards, AdversaryRLModel, AdversaryRLReplay}})
+		Adversaries: []Adversary{AdversaryRLRewards, AdversaryRLModel, AdversaryRLOwnTasks, AdversaryRLReplay}})
 	if err != nil {
 		t.Fatal(err)
 	}

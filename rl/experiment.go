@@ -270,23 +270,23 @@ func Experiment(ctx context.Context, cfg ExperimentConfig, out io.Writer) error 
 		attackName := ""
 		if cfg.Cheater {
 			c := peers[cfg.Peers]
-			a := attack(r % int(numAttacks))
-			if a == attackReplay && c.prev == nil {
-				a = attackRewards
+			a := Attack(r % int(NumAttacks))
+			if a == AttackReplay && c.prev == nil {
+				a = AttackRewards
 			}
 			attackName = a.String()
 			other, err := Decode(blobs[0])
 			if err != nil {
 				return err
 			}
-			b, err := forge(ctx, a, c.m, c.key, ts, cfg.RL, rd, c.prev, other)
+			b, err := Forge(ctx, a, c.m, c.key, ts, cfg.RL, rd, c.prev, other)
 			if err != nil {
 				return fmt.Errorf("rl: experiment: cheater: %w", err)
 			}
 			if blobs[cfg.Peers], err = b.Encode(); err != nil {
 				return fmt.Errorf("rl: experiment: cheater: %w", err)
 			}
-			if a == attackRewards {
+			if a == AttackRewards {
 				// Keep the honest rollouts for a later replay.
 				if c.prev, err = honestBatch(ctx, c.m, c.key, ts, cfg.RL, rd); err != nil {
 					return err

@@ -23,7 +23,7 @@ func TestExperimentSmall(t *testing.T) {
 		RL:         testConfig(),
 		Peers:      2,
 		Cheater:    true,
-		Rounds:     int(numAttacks) + 1,
+		Rounds:     int(NumAttacks) + 1,
 		TrainTasks: 64,
 		Heldout:    50,
 		EvalEvery:  3,
@@ -34,7 +34,7 @@ func TestExperimentSmall(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	s := out.String()
-	for _, a := range []attack{attackOtherModel, attackRewards, attackOwnTasks, attackReplay, attackCopy} {
+	for _, a := range []Attack{AttackOtherModel, AttackRewards, AttackOwnTasks, AttackReplay, AttackCopy} {
 		if !strings.Contains(s, a.String()+": ") {
 			t.Errorf("attack %q not in the output", a)
 		}
