@@ -39,6 +39,7 @@ const (
 	AdversaryMalformed    Adversary = "malformed"     // a truncated blob with a bad magic
 	AdversaryOversized    Adversary = "oversized"     // its blob padded far beyond the codec's bound
 	AdversarySpam         Adversary = "spam"          // its honest blob plus a stream of announcements of junk CIDs
+	AdversaryLazy         Adversary = "lazy"          // half its steps, at double the learning rate (replay catches it)
 	AdversaryValidator    Adversary = "dishonest-validator"
 )
 
@@ -117,6 +118,8 @@ func adversaryModes() map[Adversary]adversaryMode {
 			blob: func(a *adversary, _ uint64, b []byte) []byte {
 				return append(b, make([]byte, 2*a.n.maxBlob())...)
 			}},
+		AdversaryLazy: {role: RoleTrainer, about: "computes only its even inner steps, at double the learning rate",
+			step: func(i, _ int) (bool, float32) { return i%2 == 0, 2 }},
 		AdversarySpam: {role: RoleTrainer, about: "floods the gradient topic with announcements of junk CIDs",
 			background: (*adversary).spam},
 		AdversaryValidator: {role: RoleValidator, about: "publishes inverted scores: rejects the honest, passes the rest with a high score",

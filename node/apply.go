@@ -78,6 +78,9 @@ func (n *Node) onManifest(ctx context.Context, mm *manifestMsg) {
 	if r < n.next {
 		return
 	}
+	if n.va != nil {
+		n.va.replay.onManifest(ctx, mm)
+	}
 	n.pending[r] = mm
 	n.processPending(ctx)
 }

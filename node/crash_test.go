@@ -104,7 +104,7 @@ func TestKillNine(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(12 * L)
 		for time.Now().Before(deadline) {
-			rs := contributionsByPeer(t, tn)[childID]
+			rs := contributions(tn)[childID]
 			if i := slices.IndexFunc(rs, func(r uint64) bool { return r >= from }); i >= 0 {
 				return rs[i]
 			}

@@ -32,6 +32,11 @@
 //     the rollout topic, validators check them with package rl, the manifest
 //     lists the accepted ones, and every peer applies the same GRPO update:
 //     the same manifests, chain, checkpoints and catch-up carry both.
+//   - A genesis with params.replay adds proof of training work: trainers
+//     commit to every inner step's state in their announcements and answer
+//     validators' challenges; a failed or unanswered challenge zeroes the
+//     trainer's score and keeps it out of manifests, identically on every
+//     validator (replay_*.go).
 //
 // See docs/network.md for the protocol in full and its measured costs.
 package node

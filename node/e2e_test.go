@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"testing"
 	"time"
 
@@ -157,7 +156,7 @@ func TestNetwork(t *testing.T) {
 			resumed[e.Peer] = true
 		}
 	}
-	contributed := contributionsByPeer(t, tn)
+	contributed := contributions(tn)
 	for _, m := range members[1:] {
 		if m.Peer == "" {
 			t.Fatalf("%s is not running at the end", m.Name)
@@ -193,31 +192,6 @@ func TestNetwork(t *testing.T) {
 	if len(restarted) == 0 || restarted[len(restarted)-1] < 8 {
 		t.Errorf("restarted trainer-1 did not contribute after its restart (rounds %v)", restarted)
 	}
-}
-
-// contributionsByPeer reads the manifests the validator stored as blobs.
-func contributionsByPeer(t *testing.T, tn *Testnet) map[peer.ID][]uint64 {
-	t.Helper()
-	v := tn.Members()[0].Node
-	out := map[peer.ID][]uint64{}
-	for _, info := range v.P2P().Store().List() {
-		b, err := v.P2P().Store().Get(info.CID)
-		if err != nil {
-			continue
-		}
-		mm, err := parseManifestBlob(b, tn.Genesis)
-		if err != nil {
-			continue // a contribution or checkpoint blob
-		}
-		for _, c := range mm.m.Contributions {
-			p, _ := peer.Decode(c.Peer)
-			out[p] = append(out[p], mm.m.Round)
-		}
-	}
-	for _, rs := range out {
-		slices.Sort(rs)
-	}
-	return out
 }
 
 // corruptState perturbs one weight of a saved state, keeping its metadata.

@@ -81,6 +81,8 @@ type Hyper struct {
 	EvalBatches      int     `json:"eval_batches"`      // validation batches per evaluation
 	CheckpointEvery  int     `json:"checkpoint_every"`  // rounds between checkpoints (K)
 	KeepRounds       int     `json:"keep_rounds"`       // rounds of blobs kept in the store
+
+	Replay *ReplayParams `json:"replay,omitempty"` // proof of training work; nil: off
 }
 
 // RoundLength is the round length as a duration.
@@ -156,6 +158,9 @@ func (h Hyper) Validate() error {
 	}
 	if err := h.AdamW.Validate(); err != nil {
 		return fmt.Errorf("node: genesis params.adamw: %w", err)
+	}
+	if err := h.Replay.validate(h.InnerSteps); err != nil {
+		return err
 	}
 	if h.ChunkSize < optimizer.MinChunkSize || h.ChunkSize > optimizer.MaxChunkSize {
 		return fmt.Errorf("node: genesis params.chunk_size = %d out of range [%d, %d]", h.ChunkSize, optimizer.MinChunkSize, optimizer.MaxChunkSize)

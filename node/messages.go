@@ -64,6 +64,11 @@ type Announcement struct {
 	// Reward is a rollout batch's mean claimed reward (RL stage,
 	// informational).
 	Reward float64 `json:"reward,omitempty"`
+	// Networks with replay (see replay_messages.go): the hex of the round's
+	// replay.Commitment, and the round whose carried state this round
+	// started from (absent: the reset state).
+	Replay     string  `json:"replay,omitempty"`
+	ReplayPrev *uint64 `json:"replay_prev,omitempty"`
 }
 
 // ScoreEntry is one validator's verdict on one contribution.
@@ -181,6 +186,9 @@ func DecodeAnnouncement(b []byte) (*Announcement, error) {
 	}
 	if !finite(float64(a.Loss)) || !finite(a.Reward) {
 		return nil, fmt.Errorf("node: announcement: loss or reward is not finite")
+	}
+	if err := a.checkReplay(); err != nil {
+		return nil, fmt.Errorf("node: announcement: %w", err)
 	}
 	return &a, nil
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -30,8 +31,18 @@ func sampleMessages(t testing.TB) map[string][]byte {
 			Checkpoint:    CheckpointRef{Round: 3, Hash: Hash{1}, CID: testCID("c")},
 			Contributions: []Contribution{{Peer: p0, CID: testCID("a")}, {Peer: p1, CID: testCID("b")}}}),
 		"checkpoint": enc(&CheckpointAnnouncement{V: WireVersion, Ref: CheckpointRef{Round: 3, Hash: Hash{1}, CID: testCID("c")}, Size: 1000}),
+		"announcement-replay": enc(&Announcement{V: WireVersion, Round: 3, Base: Hash{1}, CID: testCID("a"), Size: 100, Loss: 2.5,
+			Replay: sampleCommitment, ReplayPrev: &prevRound}),
+		"replay-challenge": enc(&ReplayChallenge{V: WireVersion, Round: 3, Trainer: p0, Beacon: Hash{7}, Steps: []int{5}}),
+		"replay-response":  enc(&ReplayResponse{V: WireVersion, Round: 3, Validator: p1, Step: 5, CID: testCID("r"), Size: 1 << 20}),
+		"replay-verdict":   enc(&ReplayVerdict{V: WireVersion, Round: 3, Trainer: p0, Step: 5, Reason: "step-mismatch"}),
 	}
 }
+
+// sampleCommitment is a replay.Commitment of 8 steps, in hex.
+var sampleCommitment = strings.Repeat("ab", 32) + "08000000" + strings.Repeat("cd", 32)
+
+var prevRound = uint64(1)
 
 func decodeAny(kind string, b []byte) (any, error) {
 	switch kind {
@@ -41,6 +52,14 @@ func decodeAny(kind string, b []byte) (any, error) {
 		return DecodeScores(b)
 	case "manifest":
 		return DecodeManifest(b)
+	case "announcement-replay":
+		return DecodeAnnouncement(b)
+	case "replay-challenge":
+		return DecodeReplayChallenge(b)
+	case "replay-response":
+		return DecodeReplayResponse(b)
+	case "replay-verdict":
+		return DecodeReplayVerdict(b)
 	default:
 		return DecodeCheckpointAnnouncement(b)
 	}
@@ -73,6 +92,18 @@ func TestMessagesReject(t *testing.T) {
 		{"manifest", "duplicate peer", `"peer":"` + validGenesis(t).Validators[1].Peer, `"peer":"` + validGenesis(t).Validators[0].Peer},
 		{"manifest", "checkpoint after round", `"checkpoint":{"round":3`, `"checkpoint":{"round":4`},
 		{"checkpoint", "no cid", `"cid":"` + testCID("c") + `"`, `"cid":""`},
+		{"announcement-replay", "short commitment", `"replay":"abab`, `"replay":"ab`},
+		{"announcement-replay", "zero steps", `08000000`, `00000000`},
+		{"announcement-replay", "prev not before round", `"replay_prev":1`, `"replay_prev":3`},
+		{"announcement-replay", "prev without commitment", `"replay":"` + sampleCommitment + `",`, ``},
+		{"replay-challenge", "no steps", `"steps":[5]`, `"steps":[]`},
+		{"replay-challenge", "negative step", `"steps":[5]`, `"steps":[-1]`},
+		{"replay-challenge", "bad trainer", `"trainer":"`, `"trainer":"x`},
+		{"replay-response", "size", `"size":1048576`, `"size":0`},
+		{"replay-response", "bad cid", testCID("r"), "bafy-not-a-cid"},
+		{"replay-response", "step", `"step":5`, `"step":-5`},
+		{"replay-verdict", "long reason", `"reason":"`, `"reason":"` + strings.Repeat("x", 300)},
+		{"replay-verdict", "unknown field", `"v":1`, `"v":1,"x":0`},
 	}
 	for _, tc := range tests {
 		in := bytes.Replace(msgs[tc.kind], []byte(tc.from), []byte(tc.to), 1)
@@ -97,7 +128,7 @@ func FuzzDecodeMessages(f *testing.F) {
 	f.Add([]byte(`{"v":1}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		for _, kind := range []string{"announcement", "scores", "manifest", "checkpoint"} {
+		for _, kind := range []string{"announcement", "scores", "manifest", "checkpoint", "replay-challenge", "replay-response", "replay-verdict"} {
 			v, err := decodeAny(kind, b)
 			if err != nil {
 				continue

@@ -261,7 +261,8 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		// A peer that died but still looks connected costs one HeaderTimeout
 		// before the next provider is asked; a fraction of a round keeps a
 		// vanished contributor from stalling everyone's apply phase.
-		HeaderTimeout: min(10*time.Second, max(2*time.Second, g.Params.RoundLength()/4))}
+		HeaderTimeout: min(10*time.Second, max(2*time.Second, g.Params.RoundLength()/4)),
+		ExtraTopics:   replayTopics(g)}
 	if pc.Bootstrap == nil {
 		pc.Bootstrap = g.Bootstrap
 	}
@@ -277,6 +278,12 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, err
 	}
 	n.log = o.log.With("peer", n.p2p.ID().String(), "role", string(cfg.Role))
+	// Before the roles: they may depend on the mode (replay's recorder).
+	if cfg.Adversary != "" {
+		if n.adv, err = newAdversary(n, cfg.Adversary); err != nil {
+			return nil, err
+		}
+	}
 	switch cfg.Role {
 	case RoleRollout:
 		if n.ro, err = newRolloutRole(n); err != nil {
@@ -294,11 +301,6 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 			return nil, fmt.Errorf("node: peer %s is not in the genesis validator set (use the validator's key)", n.p2p.ID())
 		}
 		if n.va, err = newValidatorRole(n); err != nil {
-			return nil, err
-		}
-	}
-	if cfg.Adversary != "" {
-		if n.adv, err = newAdversary(n, cfg.Adversary); err != nil {
 			return nil, err
 		}
 	}
@@ -357,7 +359,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.registerValidators(); err != nil {
 		return err
 	}
-	for _, t := range append(p2p.BuiltinTopics(), n.stageTopics()...) {
+	for _, t := range append(append(p2p.BuiltinTopics(), replayTopics(n.gen)...), n.stageTopics()...) {
 		sub, err := n.p2p.Subscribe(t)
 		if err != nil {
 			return err
@@ -449,6 +451,7 @@ func (n *Node) tick(ctx context.Context, now time.Time) time.Time {
 	}
 	if n.va != nil {
 		soon(n.va.tick(ctx, now, r))
+		soon(n.va.replay.tick(ctx, now, r))
 	}
 	if n.ro != nil {
 		soon(n.ro.tick(ctx, now, r))
@@ -531,6 +534,7 @@ func (n *Node) registerValidators() error {
 	for _, t := range n.stageTopics() {
 		checks[t] = checks[p2p.TopicGradient] // announcements of another kind of blob
 	}
+	n.replayChecks(checks)
 	for t, f := range checks {
 		if err := n.p2p.RegisterValidator(t, func(_ context.Context, _ peer.ID, env *p2p.Envelope) error { return f(env) }); err != nil {
 			return err
@@ -598,6 +602,8 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 					n.log.Debug("checkpoint announced", "round", c.Ref.Round, "cid", c.Ref.CID, "by", env.Sender)
 				}
 			})
+		default:
+			n.readReplay(ctx, sub.Topic(), env)
 		}
 	}
 }

@@ -113,7 +113,7 @@ func TestRLNetwork(t *testing.T) {
 		t.Errorf("no round's update moved the policy")
 	}
 
-	contributed := contributionsByPeer(t, tn)
+	contributed := contributions(tn)
 	caughtUp := false
 	for _, e := range tn.Events() {
 		caughtUp = caughtUp || (e.Kind == EventCaughtUp && e.Peer == late.Peer)

@@ -118,6 +118,9 @@ func (g *Genesis) validateStage() error {
 	if p == nil {
 		return fmt.Errorf("node: genesis stage %q needs rl parameters", StageRL)
 	}
+	if g.Params.Replay != nil {
+		return fmt.Errorf("node: genesis params.replay replays trainers' inner steps; stage %q has no trainers", StageRL)
+	}
 	if err := p.Config().Validate(); err != nil {
 		return fmt.Errorf("node: genesis rl: %w", err)
 	}

@@ -40,6 +40,7 @@ func TestGenesisRLValidateNamesField(t *testing.T) {
 		{"rl.tasks", func(g *Genesis) { g.RL.Tasks = TaskSource{Kind: TasksFile, Path: "t.jsonl"} }},
 		{"checkpoint_hash", func(g *Genesis) { g.RL.Checkpoint = "start.safetensors" }},
 		{"checkpoint_hash", func(g *Genesis) { g.RL.CheckpointHash = Hash{1} }},
+		{"params.replay", func(g *Genesis) { g.Params.Replay = DefaultReplayParams() }},
 	}
 	if err := rlGenesis(t).Validate(); err != nil {
 		t.Fatalf("valid RL genesis rejected: %v", err)

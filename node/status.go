@@ -26,7 +26,7 @@ const (
 	phaseAggregate = "aggregate"
 )
 
-var phaseNames = []string{phaseTrain, phaseCompress, phaseAnnounce, phaseFetch, phaseValidate, phaseAggregate}
+var phaseNames = []string{phaseTrain, phaseCompress, phaseAnnounce, phaseFetch, phaseValidate, phaseAggregate, phaseReplayRespond, phaseReplayCheck}
 
 // metrics are counters shared by the loop and its goroutines.
 type metrics struct {

@@ -6,7 +6,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/trinity-net/trinity/compute/data"
 	"github.com/trinity-net/trinity/optimizer"
 	"github.com/trinity-net/trinity/p2p"
 )
@@ -22,6 +21,9 @@ type trainerRole struct {
 	d       []float32
 	tried   map[uint64]bool // rounds attempted (trained or given up)
 	lastDur time.Duration   // how long the last round's work took
+
+	replay   *trainerReplay // nil: the network does not use replay
+	lastLoss float32
 }
 
 func newTrainerRole(n *Node) (*trainerRole, error) {
@@ -48,6 +50,9 @@ func newTrainerRole(n *Node) (*trainerRole, error) {
 		t.Opt.Step = st.AdamSt
 		tr.tried[st.Round] = true // that round's blob is out (or lost); do not redo it
 	}
+	if tr.replay, err = newTrainerReplay(tr, st.Round, ok && err == nil); err != nil {
+		return nil, err
+	}
 	return tr, nil
 }
 
@@ -58,6 +63,9 @@ func (tr *trainerRole) tick(ctx context.Context, now time.Time, r uint64) time.T
 	start, deadline := c.RoundStart(r), c.AnnounceBy(r)
 	if now.Before(c.Start) {
 		return c.Start
+	}
+	if tr.replay.respond(ctx, r) {
+		return deadline
 	}
 	if tr.tried[r] {
 		return c.RoundStart(r + 1)
@@ -100,6 +108,9 @@ func (tr *trainerRole) tick(ctx context.Context, now time.Time, r uint64) time.T
 		defer cancel()
 		t0 := time.Now()
 		a, err := tr.trainRound(jctx, r, base)
+		if err != nil {
+			tr.replay.abandon()
+		}
 		dur := time.Since(t0)
 		return func() {
 			tr.lastDur = dur
@@ -132,10 +143,14 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 		}
 		return tr.announceBlob(ctx, r, base, blob, 0)
 	}
-	pages := data.AssignPages(n.gen.WeightSeed, n.p2p.ID().String(), r, n.numPages, hp.PagesPerRound)
-	b, err := data.NewBatcher(n.ds.Train, hp.PageSize, pages, hp.Batch, hp.SeqLen)
+	// The derivation validators replay (replay.DataSpec): batch i of the
+	// peer's pages for the round at inner step i.
+	b, err := n.replaySpec().Data.RoundBatcher(n.p2p.ID().String(), r)
 	if err != nil {
 		return nil, fmt.Errorf("node: round %d batches: %w", r, err)
+	}
+	if err := tr.replay.begin(r); err != nil {
+		return nil, err
 	}
 	t0 := time.Now()
 	in := make([]int32, hp.Batch*hp.SeqLen)
@@ -148,12 +163,7 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 		if err := b.Fill(i, in, tgt); err != nil {
 			return nil, err
 		}
-		run, undo := n.adv.innerStep(tr.t.Opt, i, hp.InnerSteps)
-		if !run {
-			continue
-		}
-		loss, err := tr.t.StepBatch(in, tgt)
-		undo()
+		loss, err := tr.innerStep(i, in, tgt)
 		if err != nil {
 			return nil, err
 		}
@@ -179,6 +189,9 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 	if err != nil {
 		return nil, err
 	}
+	if err := tr.replay.commitRound(); err != nil {
+		return nil, err
+	}
 	n.metrics.observe(phaseCompress, time.Since(t0))
 	return tr.announceBlob(ctx, r, base, n.adv.rewriteBlob(r, blob), loss)
 }
@@ -196,14 +209,19 @@ func (tr *trainerRole) announceBlob(ctx context.Context, r uint64, base Hash, bl
 	if err != nil {
 		return nil, fmt.Errorf("node: storing blob: %w", err)
 	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("node: round %d: announcement deadline passed while storing (train+compress done %v after the round start)", r, t0.Sub(n.clock.RoundStart(r)).Round(time.Millisecond))
+	}
+	// The point of no return: from here the round is announced, and its
+	// state is what the trainer carries.
 	st := trainerState{Round: r, EF: tr.slc.ErrorBuffer(), M: tr.t.Opt.M, V: tr.t.Opt.V, AdamSt: tr.t.Opt.Step}
 	if err := saveTrainerState(n.cfg.DataDir, st); err != nil {
 		return nil, err
 	}
-	if ctx.Err() != nil {
-		return nil, fmt.Errorf("node: round %d: announcement deadline passed while storing (train+compress done %v after the round start)", r, t0.Sub(n.clock.RoundStart(r)).Round(time.Millisecond))
-	}
 	a := &Announcement{V: WireVersion, Round: r, Base: base, CID: c.String(), Size: int64(len(blob)), Loss: loss}
+	if err := tr.replay.announce(a); err != nil {
+		return nil, err
+	}
 	n.adv.rewriteAnnouncement(a)
 	n.publish(context.WithoutCancel(ctx), p2p.TopicGradient, r, a)
 	n.provideLater(ctx, blob, r)

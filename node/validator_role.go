@@ -29,6 +29,7 @@ type validatorRole struct {
 	book   *scoreBook
 	rounds map[uint64]*valRound
 	params verify.Params
+	replay *validatorReplay // nil: the network does not use replay
 }
 
 // valRound is one round's work.
@@ -55,9 +56,13 @@ func newValidatorRole(n *Node) (*validatorRole, error) {
 		book = &scoreBook{Smoothed: map[string]float64{}}
 	}
 	hp := n.gen.Params
-	return &validatorRole{n: n, rank: n.gen.ValidatorRank(n.p2p.ID()), eval: eval,
+	v := &validatorRole{n: n, rank: n.gen.ValidatorRank(n.p2p.ID()), eval: eval,
 		dense: make([]float32, n.ch.NumParams), comp: n.ch.NewCompressed(), book: book, rounds: map[uint64]*valRound{},
-		params: verify.Params{OuterLR: hp.OuterLR, MaxNorm: hp.MaxNorm, GapTolerance: hp.GapTolerance}}, nil
+		params: verify.Params{OuterLR: hp.OuterLR, MaxNorm: hp.MaxNorm, GapTolerance: hp.GapTolerance}}
+	if v.replay, err = newValidatorReplay(v); err != nil {
+		return nil, err
+	}
+	return v, nil
 }
 
 func (v *validatorRole) round(r uint64) *valRound {
@@ -75,6 +80,7 @@ func (v *validatorRole) round(r uint64) *valRound {
 func (v *validatorRole) onAnnouncement(ctx context.Context, from peer.ID, a *Announcement) {
 	n := v.n
 	now := time.Now()
+	v.replay.noteAnnouncement(from, a)
 	if a.Round != n.clock.Round(now) || now.After(n.clock.AnnounceBy(a.Round)) {
 		return // late or early: not waited for
 	}
@@ -262,6 +268,7 @@ func (v *validatorRole) publishScores(ctx context.Context, r uint64, vr *valRoun
 			}
 			e = ScoreEntry{Trainer: p.String(), CID: a.CID, Reason: "not scored in time"}
 		}
+		e = v.replay.adjust(r, p, e)
 		if !e.OK {
 			e.Score = 0
 		}
@@ -320,7 +327,7 @@ func (v *validatorRole) composeManifest(ctx context.Context, r uint64, vr *valRo
 	}
 	var chosen []peer.ID
 	for p := range ok {
-		if byCID[vr.anns[p].CID] == 1 {
+		if byCID[vr.anns[p].CID] == 1 && !v.replayExcluded(p, r) {
 			chosen = append(chosen, p)
 		}
 	}

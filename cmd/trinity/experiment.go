@@ -20,6 +20,7 @@ var experiments = map[string]struct {
 	"grail":      {"GRAIL proofs: honest acceptance, attacks rejected, cost", runGrailExperiment},
 	"sparseloco": {"SparseLoCo vs DiLoCo, DeMo and DDP: loss and bytes per round", runSparseLoCoExperiment},
 	"rl":         {"GRPO post-training on verified rollouts: held-out accuracy before and after", runRLExperiment},
+	"replay":     {"proof of training work on the testnet: a lazy trainer passes the gauntlet, replay catches it", runReplayExperiment},
 }
 
 func runExperiment(ctx context.Context, env *cliEnv, args []string) error {

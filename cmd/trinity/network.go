@@ -87,10 +87,14 @@ func runGenesis(_ context.Context, env *cliEnv, args []string) error {
 	outerLR := fs.Float64("outer-lr", float64(hp.OuterLR), "outer learning rate")
 	var stage rlGenesisFlags
 	stage.register(fs)
+	replayOn := fs.Bool("replay", false, "proof of training work: validators replay sampled inner steps (default policy)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	hp.OuterLR = float32(*outerLR)
+	if *replayOn {
+		hp.Replay = node.DefaultReplayParams()
+	}
 	g := &node.Genesis{Version: node.GenesisVersion, Network: *name, WeightSeed: *seed, Model: cfg,
 		Data: dataSpec(*dataPath, *seed, *corpusBytes, 0.05), Params: hp, Bootstrap: boots}
 	t, err := parseStart(*start, time.Now())

@@ -27,9 +27,13 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	dir := fs.String("dir", "", "data directories of the peers (default: a temporary directory, removed at the end)")
 	status := fs.String("status", "", "serve the validator's /status and /metrics on this address")
 	verbose := fs.Bool("v", false, "log every node's events to stderr")
+	replayOn := fs.Bool("replay", false, "proof of training work: validators replay sampled inner steps (default policy)")
 	advFlag := fs.String("adversaries", "", "extra peers playing adversaries, as MODE[:N],... (modes: "+adversaryNames()+")")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *replayOn {
+		tpl.Params.Replay = node.DefaultReplayParams()
 	}
 	advs, err := parseAdversaries(*advFlag)
 	if err != nil {

@@ -111,3 +111,12 @@ func uniform(base []byte, k, n int) int {
 		}
 	}
 }
+
+// ResetCommitment stands for "no previous round" in Challenge.Prev: its
+// carry is the reset state's (zero moments and error feedback of n values,
+// AdamW step 0), so a trainer that declares it carries nothing must start
+// from exactly that.
+func ResetCommitment(n int) *Commitment {
+	z := VectorDigest(make([]float32, n))
+	return &Commitment{Steps: 1, Carry: Digests{M: z, V: z, EF: z}.Carry()}
+}

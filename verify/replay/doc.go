@@ -155,18 +155,18 @@
 // 8-step round here; for H = 30 that is about 2.7/30 = 9% of the round, on
 // top of which every validator challenges only Policy.Rate of the trainers.
 //
-// # Wiring (for node)
+// # On the network
 //
-// Trainer: build a Spec from the genesis (DataSpec from the dataset and
-// hyper-parameters, the network's Chunking and error decay), draw each
-// step's batch with DataSpec.RoundBatcher or StepBatch (the same derivation
-// node used: data.AssignPages(WeightSeed, peer ID, round, pages, pages per
-// round) then data.NewBatcher, batch i at step i), call Recorder.Begin,
-// Record after every InnerStep, Commit after compressing, put the
-// commitment in the announcement, and serve Respond to challenges. Validator:
-// after the beacon, Derive per trainer with Ledger.PolicyFor; fetch the
-// response with ReadResponse under a deadline; Check with theta_r, the
-// trainer's blob and (when known) its previous commitment; record failures
-// with Ledger.Fail (and NoResponse for silence); exclude as Ledger.Excluded
-// says.
+// Package node wires this in when the genesis sets params.replay
+// (node/replay_*.go, docs/verification.md): trainers draw batches with
+// DataSpec.RoundBatcher, record, commit and put the commitment and the
+// round they carry from into the signed announcement, roll back the
+// optimizer and error-feedback state of any round they do not announce, and
+// answer challenges as content-addressed blobs; validators take the hash of
+// the round's manifest envelope as the beacon, Derive with Ledger.PolicyFor,
+// fetch responses with the MaxResponseSize bound, Check in the round's
+// slack, and share failures as signed verdicts that every validator records
+// in its Ledger. Check's Prev is the latest commitment the validator saw
+// from the trainer in [the round it names, this round), ResetCommitment when
+// it names none, nil when the validator saw none.
 package replay

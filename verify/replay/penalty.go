@@ -1,6 +1,10 @@
 package replay
 
-import "fmt"
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+)
 
 // Penalty is the rule every validator applies to failed challenges, so that
 // all of them treat a trainer the same way.
@@ -101,4 +105,54 @@ func (l *Ledger) PolicyFor(p Policy, trainer string, round uint64) Policy {
 		p.Rate = 1
 	}
 	return p
+}
+
+// ledgerJSON is the persisted form of a Ledger: its rule and one record per
+// remembered trainer, sorted by trainer.
+type ledgerJSON struct {
+	Penalty  Penalty         `json:"penalty"`
+	Offences []offenceRecord `json:"offences"`
+}
+
+type offenceRecord struct {
+	Trainer string `json:"trainer"`
+	Last    uint64 `json:"last"`
+	Repeats int    `json:"repeats"`
+	Until   uint64 `json:"until"`
+}
+
+// maxLedgerEntries bounds a decoded ledger.
+const maxLedgerEntries = 1 << 16
+
+// MarshalJSON encodes the ledger (for the node to persist with its state).
+func (l *Ledger) MarshalJSON() ([]byte, error) {
+	out := ledgerJSON{Penalty: l.p, Offences: make([]offenceRecord, 0, len(l.seen))}
+	for k, o := range l.seen {
+		out.Offences = append(out.Offences, offenceRecord{Trainer: k, Last: o.last, Repeats: o.repeats, Until: o.until})
+	}
+	sort.Slice(out.Offences, func(i, j int) bool { return out.Offences[i].Trainer < out.Offences[j].Trainer })
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote, checking every field.
+func (l *Ledger) UnmarshalJSON(b []byte) error {
+	var in ledgerJSON
+	if err := json.Unmarshal(b, &in); err != nil {
+		return fmt.Errorf("replay: ledger: %w", err)
+	}
+	if err := in.Penalty.Validate(); err != nil {
+		return err
+	}
+	if len(in.Offences) > maxLedgerEntries {
+		return fmt.Errorf("replay: ledger of %d entries exceeds %d", len(in.Offences), maxLedgerEntries)
+	}
+	seen := make(map[string]offence, len(in.Offences))
+	for _, o := range in.Offences {
+		if o.Trainer == "" || o.Repeats < 0 || o.Repeats > 1<<20 || o.Until < o.Last {
+			return fmt.Errorf("replay: ledger entry %+v out of range", o)
+		}
+		seen[o.Trainer] = offence{last: o.Last, repeats: o.Repeats, until: o.Until}
+	}
+	l.p, l.seen = in.Penalty, seen
+	return nil
 }

@@ -495,3 +495,14 @@ func writeAtomic(path string, b []byte) error {
 	}
 	return nil
 }
+
+// Committed returns the commitment of one of the recorder's committed rounds
+// (from memory, or from its files after a restart): what a trainer checks a
+// challenge against before answering it.
+func (r *Recorder) Committed(round uint64) (Commitment, error) {
+	lg, err := r.log(round)
+	if err != nil {
+		return Commitment{}, err
+	}
+	return lg.commitment(), nil
+}

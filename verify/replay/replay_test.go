@@ -3,6 +3,7 @@ package replay_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -337,5 +338,45 @@ func TestLedger(t *testing.T) {
 	}
 	if _, err := replay.NewLedger(replay.Penalty{ExcludeRounds: -1}); err == nil {
 		t.Error("negative exclusion accepted")
+	}
+}
+
+// A persisted ledger decodes to the same verdicts; a corrupt one is refused.
+func TestLedgerJSON(t *testing.T) {
+	l, err := replay.NewLedger(replay.Penalty{ExcludeRounds: 2, WatchRounds: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Fail("x", 10)
+	l.Fail("x", 14)
+	l.Fail("y", 3)
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got replay.Ledger
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"x", "y", "z"} {
+		for r := uint64(0); r < 30; r++ {
+			if got.Excluded(who, r) != l.Excluded(who, r) || got.Watched(who, r) != l.Watched(who, r) {
+				t.Fatalf("%s round %d: decoded ledger disagrees", who, r)
+			}
+		}
+	}
+	for _, bad := range []string{`{"penalty":{"ExcludeRounds":-1},"offences":[]}`, `{"penalty":{},"offences":[{"trainer":"","last":1,"until":2}]}`,
+		`{"penalty":{},"offences":[{"trainer":"a","last":5,"until":2}]}`, `[`} {
+		var l2 replay.Ledger
+		if err := json.Unmarshal([]byte(bad), &l2); err == nil {
+			t.Errorf("corrupt ledger %s accepted", bad)
+		}
+	}
+}
+
+func TestResetCommitment(t *testing.T) {
+	st := replay.State{Params: make([]float32, 5), M: make([]float32, 5), V: make([]float32, 5), EF: make([]float32, 5)}
+	if got := st.Digests().Carry(); got != replay.ResetCommitment(5).Carry {
+		t.Error("reset commitment's carry is not the zero state's")
 	}
 }

@@ -24,8 +24,10 @@ func TestPathsAgree(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, isa := range []tensor.ISA{tensor.Generic, tensor.AVX2, tensor.AVX512} {
-		if !isa.Supported() {
-			t.Logf("%s: not supported by this CPU or build, not tested", isa)
+		if _, err := tensor.NewKernels(isa); err != nil {
+			// Unsupported by this CPU, or not implemented (AVX-512 kernels
+			// do not exist yet: such CPUs run the AVX2 path).
+			t.Logf("%s: not tested: %v", isa, err)
 			continue
 		}
 		for _, threads := range []int{1, 2, 3} {
