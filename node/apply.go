@@ -135,7 +135,8 @@ func (n *Node) startReplay(ctx context.Context, name string, target *manifestMsg
 	copy(n.work.Params, n.global.Params)
 	have := n.hash
 	n.catching = name == "catch-up"
-	validator := n.va != nil
+	// The corpus validation loss says nothing of an RL policy's rewards.
+	validator := n.va != nil && n.rl == nil
 	n.startJob(ctx, name, func(ctx context.Context) func() {
 		res := n.replay(ctx, n.work, have, target)
 		if res.err == nil && validator {
