@@ -37,6 +37,16 @@
 //     validators' challenges; a failed or unanswered challenge zeroes the
 //     trainer's score and keeps it out of manifests, identically on every
 //     validator (replay_*.go).
+//   - The compute market (compute_*.go) runs beside the round protocol on
+//     its own host (NewComputeHost): a ComputeProvider publishes a signed
+//     capacity record (gossip topic "capacity", DHT key CapacityKey, and on
+//     request), answers attestation challenges and runs leased jobs; a
+//     ComputeClient discovers and rates providers (attest.Book, counting its
+//     own and the genesis validators' attestations), attests them over the
+//     p2p request service, and returns a job's result only after verifying
+//     it: GRAIL for generation, bit-exact replay of randomly chosen steps
+//     for training. A node built WithComputeAttestation (validators) attests
+//     the providers it finds periodically. See docs/compute.md.
 //
 // See docs/network.md for the protocol in full and its measured costs.
 package node

@@ -54,6 +54,8 @@ type options struct {
 	eng     *tensor.Engine
 	p2pMod  func(*p2p.Config)
 	observe func(Event)
+	// attestCompute: see WithComputeAttestation (compute_attester.go).
+	attestCompute *computeAttestConfig
 }
 
 // WithLogger sets the logger (default slog.Default()).
@@ -156,6 +158,8 @@ type Node struct {
 	val        *data.Batcher
 	lastGC     uint64
 	resumed    bool // state loaded from disk
+
+	attester *computeAttester // nil unless WithComputeAttestation
 }
 
 // New builds a node: it loads or creates the identity, restores the
@@ -267,6 +271,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		pc.Bootstrap = g.Bootstrap
 	}
 	pc.ExtraTopics = append(pc.ExtraTopics, n.stageTopics()...)
+	if o.attestCompute != nil {
+		pc.ExtraTopics = append(pc.ExtraTopics, TopicCapacity)
+	}
 	if o.p2pMod != nil {
 		o.p2pMod(&pc)
 	}
@@ -306,6 +313,11 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	}
 	if ok {
 		n.log.Info("resumed saved state", "next_round", n.next, "state", n.hash.Short())
+	}
+	if o.attestCompute != nil {
+		if n.attester, err = n.newComputeAttester(o.attestCompute, o.key); err != nil {
+			return nil, err
+		}
 	}
 	n.publishStatus()
 	return n, nil
@@ -370,6 +382,9 @@ func (n *Node) Run(ctx context.Context) error {
 			defer sub.Cancel()
 			n.readTopic(ctx, sub)
 		}()
+	}
+	if n.attester != nil {
+		n.spawn(func() { n.attester.run(ctx) })
 	}
 	n.log.Info("node running", "network", n.netID.Short(), "state", n.hash.Short(), "next_round", n.next)
 	n.adv.start(ctx)

@@ -14,6 +14,14 @@
 //   - Blobs are keyed by CIDv1 (raw codec, sha2-256). Put stores a blob on disk
 //     atomically and provides it on the network's private DHT; Get returns
 //     bytes only after their hash matches the CID, whichever peer served them.
+//   - Request/response (HandleRequests, Request): one length-prefixed request
+//     and one response per stream on /trinity/<network>/req/<name>/1.0.0,
+//     bounded on both sides (request and response sizes, a deadline covering
+//     the whole exchange, concurrent requests per protocol and per peer); a peer's refusal
+//     comes back as a *RemoteError, anything malformed as an error.
+//   - Well-known keys (ProvideKey, FindKeyProviders): a key names the set of
+//     peers that provide it on the DHT (provider records expire; callers
+//     re-announce); what each offers is asked of the peer itself.
 //   - Networks are isolated by the network ID: protocol IDs, gossip topics and
 //     the DHT protocol prefix all carry it, and no public IPFS peers are used.
 package p2p

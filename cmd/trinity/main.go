@@ -43,6 +43,7 @@ func commands() map[string]command {
 		"bootstrap":    {"run a bootstrap and relay node for a network", runBootstrap},
 		"genesis":      {"write a genesis file defining a network", runGenesis},
 		"keygen":       {"create a peer key file and print its peer ID", runKeygen},
+		"compute":      {"offer, list, attest and lease compute: trinity compute serve|list|run", runCompute},
 	}
 }
 

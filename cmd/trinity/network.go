@@ -229,6 +229,7 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) error {
 	var pf peerFlags
 	pf.register(fs, "validator")
 	keyPath := fs.String("key", "", "the validator's key file (its peer ID must be in the genesis), required")
+	attestEvery := fs.Duration("attest-compute", 0, "attest every compute provider once per this period (0: never); see docs/compute.md")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -243,7 +244,11 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runPeer(ctx, env, cfg, pf.status, node.WithIdentity(key))
+	opts := []node.Option{node.WithIdentity(key)}
+	if *attestEvery > 0 {
+		opts = append(opts, node.WithComputeAttestation(*attestEvery))
+	}
+	return runPeer(ctx, env, cfg, pf.status, opts...)
 }
 
 // runPeer runs a trainer or validator until ctx ends, printing a progress
