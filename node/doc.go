@@ -43,6 +43,12 @@
 //     self-contained, bounded in size whatever the network's age and size,
 //     never exposing the identity key or the data directory, and answering
 //     bad queries with a 4xx. Its data is collected on the loop goroutine.
+//   - The genesis fixes the round's stage. In pre-training (above) trainers
+//     contribute pseudo-gradients; in the RL stage (Genesis.Stage "rl",
+//     rl_stage.go) rollout peers contribute GRAIL-proved rollout batches on
+//     the rollout topic, validators check them with package rl, the manifest
+//     lists the accepted ones, and every peer applies the same GRPO update:
+//     the same manifests, chain, checkpoints and catch-up carry both.
 //   - A genesis with params.replay adds proof of training work: trainers
 //     commit to every inner step's state in their announcements and answer
 //     validators' challenges; a failed or unanswered challenge zeroes the

@@ -153,7 +153,9 @@ type Node struct {
 	lastCount  int
 	tr         *trainerRole
 	va         *validatorRole
-	adv        *adversary // nil: honest
+	ro         *rolloutRole // RL stage
+	rl         *rlStage     // RL stage: task set, theta_0, update
+	adv        *adversary   // nil: honest
 	val        *data.Batcher
 	lastGC     uint64
 	resumed    bool // state loaded from disk
@@ -178,7 +180,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	if err := g.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Role != RoleTrainer && cfg.Role != RoleValidator {
+	if cfg.Role != RoleTrainer && cfg.Role != RoleValidator && cfg.Role != RoleRollout {
 		return nil, fmt.Errorf("node: unknown role %q", cfg.Role)
 	}
 	if cfg.DataDir == "" {
@@ -234,13 +236,18 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	if n.ch, err = optimizer.NewChunking(g.Model, hp.ChunkSize, hp.TopK); err != nil {
 		return nil, err
 	}
+	if g.stage() == StageRL {
+		if n.rl, err = newRLStage(n, cfg.DataBaseDir); err != nil {
+			return nil, err
+		}
+	}
 	if n.global, err = model.New(g.Model, n.eng); err != nil {
 		return nil, err
 	}
 	if n.work, err = model.New(g.Model, n.eng); err != nil {
 		return nil, err
 	}
-	n.global.Init(g.WeightSeed)
+	n.initState(n.global)
 	n.genesis = n.global.StateHash()
 	n.hash = n.genesis
 	n.checkpoint = CheckpointRef{Round: 0, Hash: n.genesis}
@@ -249,7 +256,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		// A state file that cannot be read is not fatal: the chain and
 		// checkpoints rebuild it, so start from genesis and say so.
 		n.log.Warn("ignoring unreadable saved state; will catch up from the network", "err", err)
-		n.global.Init(g.WeightSeed)
+		n.initState(n.global)
 	} else if ok {
 		n.next, n.lastMan = st.Round, st.Manifest
 		n.hash = n.global.StateHash()
@@ -266,6 +273,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	if pc.Bootstrap == nil {
 		pc.Bootstrap = g.Bootstrap
 	}
+	pc.ExtraTopics = append(pc.ExtraTopics, n.stageTopics()...)
 	if o.attestCompute != nil {
 		pc.ExtraTopics = append(pc.ExtraTopics, TopicCapacity)
 	}
@@ -287,7 +295,14 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		}
 	}
 	switch cfg.Role {
+	case RoleRollout:
+		if n.ro, err = newRolloutRole(n); err != nil {
+			return nil, err
+		}
 	case RoleTrainer:
+		if n.rl != nil {
+			return nil, fmt.Errorf("node: role %q on a network of stage %q (use %q)", RoleTrainer, StageRL, RoleRollout)
+		}
 		if n.tr, err = newTrainerRole(n); err != nil {
 			return nil, err
 		}
@@ -359,7 +374,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.registerValidators(); err != nil {
 		return err
 	}
-	for _, t := range append(p2p.BuiltinTopics(), replayTopics(n.gen)...) {
+	for _, t := range append(append(p2p.BuiltinTopics(), replayTopics(n.gen)...), n.stageTopics()...) {
 		sub, err := n.p2p.Subscribe(t)
 		if err != nil {
 			return err
@@ -457,6 +472,9 @@ func (n *Node) tick(ctx context.Context, now time.Time) time.Time {
 		soon(n.va.tick(ctx, now, r))
 		soon(n.va.replay.tick(ctx, now, r))
 	}
+	if n.ro != nil {
+		soon(n.ro.tick(ctx, now, r))
+	}
 	n.gcRounds(r)
 	return wake
 }
@@ -532,6 +550,9 @@ func (n *Node) registerValidators() error {
 			return err
 		},
 	}
+	for _, t := range n.stageTopics() {
+		checks[t] = checks[p2p.TopicGradient] // announcements of another kind of blob
+	}
 	n.replayChecks(checks)
 	for t, f := range checks {
 		if err := n.p2p.RegisterValidator(t, func(_ context.Context, _ peer.ID, env *p2p.Envelope) error { return f(env) }); err != nil {
@@ -552,9 +573,9 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 		n.metrics.msgsIn.Add(1)
 		n.metrics.bytesIn.Add(int64(len(env.Payload)))
 		switch sub.Topic() {
-		case p2p.TopicGradient:
+		case p2p.TopicGradient, TopicRollout:
 			a, err := DecodeAnnouncement(env.Payload)
-			if err != nil {
+			if err != nil || n.wrongStageTopic(sub.Topic()) {
 				continue
 			}
 			n.adv.saw(env.Sender, a)

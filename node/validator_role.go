@@ -213,6 +213,10 @@ func (v *validatorRole) sample(r uint64, vr *valRound) []peer.ID {
 // scoreNext runs the gauntlet on the next fetched blob.
 func (v *validatorRole) scoreNext(ctx context.Context, r uint64, vr *valRound) {
 	n := v.n
+	if n.rl != nil {
+		n.rl.scoreNext(ctx, vr, r)
+		return
+	}
 	p := vr.queue[0]
 	vr.queue = vr.queue[1:]
 	a, blob := vr.anns[p], vr.blobs[p]
@@ -338,6 +342,10 @@ func (v *validatorRole) composeManifest(ctx context.Context, r uint64, vr *valRo
 	for _, p := range chosen {
 		m.Contributions = append(m.Contributions, Contribution{Peer: p.String(), CID: vr.anns[p].CID})
 		blobs = append(blobs, vr.blobs[p])
+	}
+	if n.rl != nil {
+		n.rl.composeManifest(ctx, m, blobs)
+		return
 	}
 	copy(n.work.Params, n.global.Params)
 	n.startJob(ctx, "manifest", func(ctx context.Context) func() {

@@ -85,6 +85,8 @@ func runGenesis(_ context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&hp.TopK, "top-k", hp.TopK, "entries kept per chunk")
 	fs.IntVar(&hp.ChunkSize, "chunk-size", hp.ChunkSize, "chunk size")
 	outerLR := fs.Float64("outer-lr", float64(hp.OuterLR), "outer learning rate")
+	var stage rlGenesisFlags
+	stage.register(fs)
 	replayOn := fs.Bool("replay", false, "proof of training work: validators replay sampled inner steps (default policy)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -100,6 +102,9 @@ func runGenesis(_ context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	g.Start = t
+	if err := stage.apply(g, *out); err != nil {
+		return err
+	}
 	for _, v := range validators {
 		id, stake, _ := strings.Cut(v, ":")
 		s := uint64(1)
@@ -209,10 +214,11 @@ func runJoin(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "join")
 	var pf peerFlags
 	pf.register(fs, "trainer")
+	role := fs.String("role", string(node.RoleTrainer), "trainer (pre-training stage) or rollout (RL stage)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := pf.config(node.RoleTrainer)
+	cfg, err := pf.config(node.Role(*role))
 	if err != nil {
 		return err
 	}
