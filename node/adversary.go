@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/trinity-net/trinity/optimizer"
 	"github.com/trinity-net/trinity/p2p"
+	"github.com/trinity-net/trinity/rl"
 )
 
 // Adversary names a misbehaviour a peer plays instead of following the
@@ -63,11 +65,13 @@ type adversaryMode struct {
 	scores func(a *adversary, s *Scores)
 	// background runs beside the node until it stops.
 	background func(a *adversary, ctx context.Context)
+	// rollouts replaces a rollout peer's honest batch (rl_adversary.go).
+	rollouts func(a *adversary, ctx context.Context, in rolloutInput) (*rl.Batch, error)
 }
 
 // adversaryModes lists every mode.
 func adversaryModes() map[Adversary]adversaryMode {
-	return map[Adversary]adversaryMode{
+	modes := map[Adversary]adversaryMode{
 		AdversaryFreeRider: {role: RoleTrainer, about: "announces zeros or tiny noise without training",
 			produce: func(_ context.Context, a *adversary, r uint64) ([]byte, error) {
 				scale := float32(0)
@@ -130,6 +134,8 @@ func adversaryModes() map[Adversary]adversaryMode {
 				}
 			}},
 	}
+	maps.Copy(modes, rlAdversaryModes())
+	return modes
 }
 
 // codeSignBit is the sign bit of a 2-bit code (see optimizer's Compressed).
@@ -261,7 +267,8 @@ func (a *adversary) rewriteScores(s *Scores) {
 }
 
 // saw records another trainer's announcement (called from the gossip
-// reader); copiers pick their victims from these.
+// reader); copiers pick their victims from these, among the ones that claim
+// a training loss (the work worth stealing).
 func (a *adversary) saw(from peer.ID, ann *Announcement) {
 	if a == nil || a.mode.produce == nil || from == a.n.p2p.ID() {
 		return
@@ -272,7 +279,9 @@ func (a *adversary) saw(from peer.ID, ann *Announcement) {
 			delete(a.seen, r)
 		}
 	}
-	a.seen[ann.Round] = append(a.seen[ann.Round], seenAnn{from, ann})
+	if ann.Loss > 0 { // a blob that claims training; free-riders and copiers announce 0
+		a.seen[ann.Round] = append(a.seen[ann.Round], seenAnn{from, ann})
+	}
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:

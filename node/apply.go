@@ -88,6 +88,7 @@ func (n *Node) onManifest(ctx context.Context, mm *manifestMsg) {
 		n.va.replay.onManifest(ctx, mm) // once a round: the first manifest not rejected
 	}
 	n.seenMan[r] = true
+	n.dash.onManifest(mm.m)
 	n.pending[r] = append(n.pending[r], mm)
 	n.processPending(ctx)
 }
@@ -150,7 +151,8 @@ func (n *Node) startReplay(ctx context.Context, name string, target *manifestMsg
 	have := n.hash
 	view := n.view.clone()
 	n.catching = name == "catch-up"
-	validator := n.va != nil
+	// The corpus validation loss says nothing of an RL policy's rewards.
+	validator := n.va != nil && n.rl == nil
 	n.startJob(ctx, name, func(ctx context.Context) func() {
 		res := n.replay(ctx, n.work, have, view, target)
 		if res.err == nil && validator {
@@ -290,6 +292,9 @@ func (n *Node) replay(ctx context.Context, m *model.GPT, have Hash, view chainVi
 // outer step on m, then checks the result hash.
 func (n *Node) applyManifest(ctx context.Context, m *model.GPT, mm *manifestMsg, upd []float32, hint peer.ID) error {
 	man := mm.m
+	if n.rl != nil || man.Stage != "" {
+		return n.applyRLManifest(ctx, m, mm)
+	}
 	if len(man.Contributions) > 0 {
 		blobs, err := n.fetchContributions(ctx, man, mm.sender)
 		if err != nil {
@@ -368,6 +373,9 @@ func (n *Node) provideLater(ctx context.Context, blob []byte, round uint64) {
 // maxBlob bounds a contribution blob: the codec's size for this chunking
 // is far below it (values are 2 bits, indices about 8).
 func (n *Node) maxBlob() int64 {
+	if n.rl != nil {
+		return n.rl.maxBlob
+	}
 	return int64(64+8*len(n.ch.Chunks)) + 4*int64(n.ch.TotalK) + 1024
 }
 
@@ -443,7 +451,7 @@ func (n *Node) storeCheckpoint(ctx context.Context) {
 // loadCheckpoint fetches and verifies a checkpoint into m.
 func (n *Node) loadCheckpoint(ctx context.Context, m *model.GPT, cp CheckpointRef, hint peer.ID) error {
 	if cp.CID == "" {
-		m.Init(n.gen.WeightSeed)
+		n.initState(m)
 	} else {
 		limit := int64(n.ch.NumParams)*4 + 1<<20
 		b, err := n.fetchBlob(ctx, cp.CID, cp.Round, limit, hint)

@@ -26,6 +26,7 @@ type BootstrapConfig struct {
 type Bootstrap struct {
 	p2p   *p2p.Node
 	netID p2p.NetworkID
+	gen   *Genesis
 }
 
 // NewBootstrap starts a bootstrap node.
@@ -67,7 +68,7 @@ func NewBootstrap(ctx context.Context, cfg BootstrapConfig) (*Bootstrap, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &Bootstrap{p2p: n, netID: id}, nil
+	return &Bootstrap{p2p: n, netID: id, gen: cfg.Genesis}, nil
 }
 
 // P2P is the underlying node.
@@ -75,9 +76,10 @@ func (b *Bootstrap) P2P() *p2p.Node { return b.p2p }
 
 // Status reports the bootstrap node's peers.
 func (b *Bootstrap) Status() Status {
-	tr := b.p2p.Traffic()
-	return Status{Network: b.netID.String(), Peer: b.p2p.ID().String(), Role: "bootstrap", Peers: len(b.p2p.Peers()),
-		Traffic: tr, BytesIn: tr.In, BytesOut: tr.Out}
+	s := bootstrapStatus(b.p2p, b.netID, b.gen)
+	s.Traffic = b.p2p.Traffic()
+	s.BytesIn, s.BytesOut = s.Traffic.In, s.Traffic.Out
+	return s
 }
 
 // Close stops the node.

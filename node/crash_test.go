@@ -162,7 +162,7 @@ func TestKillNine(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	tn := runTestnet(ctx, t, TestnetConfig{Trainers: 2, StartDelay: 4 * time.Second, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
+	tn := startTestnet(ctx, t, TestnetConfig{Trainers: 2, StartDelay: 4 * time.Second, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}})
 	child := newChildTrainer(t, tn, false)
 	childID := child.id
 	clock := NewClock(tn.Genesis)

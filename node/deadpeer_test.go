@@ -28,7 +28,7 @@ func TestDeadContributor(t *testing.T) {
 	defer cancel()
 	g := testGenesis()
 	g.Params.SampleSize = 8 // every trainer, fetched at the announcement deadline
-	tn := runTestnet(ctx, t, TestnetConfig{Trainers: 2, Model: g, StartDelay: 4 * time.Second})
+	tn := startTestnet(ctx, t, TestnetConfig{Trainers: 2, Model: g, StartDelay: 4 * time.Second})
 	L := tn.Genesis.Params.RoundLength()
 	validator := tn.Members()[0].Peer
 	a, b := newChildTrainer(t, tn, true), newChildTrainer(t, tn, true)

@@ -38,6 +38,29 @@
 //     scores, blobs) is written atomically, so a node killed at any point
 //     restarts from a consistent state and catches up.
 //   - The wire payloads (messages.go) are versioned JSON decoded strictly.
+//   - Validators defend the round (defence.go, consensus.go): each scores
+//     every contribution with package verify, runs the round screens
+//     (equivocation, copies, norm outliers, the score bar), keeps each
+//     trainer's standing (misses decay it; failures ban), and publishes its
+//     score vector at ScoreAt. The composer of the manifest waits (at most a
+//     quarter of the fallback step past ManifestAt) for every validator's
+//     vector and admits a contribution when the stake-weighted median of
+//     the validators' votes on it is positive and it holds and checked the
+//     blob itself; so one dishonest validator of three cannot steer it.
+//     Aggregation clips every norm to the manifest's median on every peer.
+//   - Adversary modes (adversary.go, Config.Adversary) make a peer misbehave
+//     on purpose for tests and experiments; an honest node has none.
+//   - StatusHandler serves /status, /metrics and, unless WithDashboard(false),
+//     the dashboard (/, /static/, /api/status; docs/dashboard.md): embedded,
+//     self-contained, bounded in size whatever the network's age and size,
+//     never exposing the identity key or the data directory, and answering
+//     bad queries with a 4xx. Its data is collected on the loop goroutine.
+//   - The genesis fixes the round's stage. In pre-training (above) trainers
+//     contribute pseudo-gradients; in the RL stage (Genesis.Stage "rl",
+//     rl_stage.go) rollout peers contribute GRAIL-proved rollout batches on
+//     the rollout topic, validators check them with package rl, the manifest
+//     lists the accepted ones, and every peer applies the same GRPO update:
+//     the same manifests, chain, checkpoints and catch-up carry both.
 //   - A genesis with params.replay adds proof of training work: trainers
 //     commit to every inner step's state in their announcements and answer
 //     validators' challenges; a failed or unanswered challenge zeroes the

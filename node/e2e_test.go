@@ -15,6 +15,29 @@ import (
 	"github.com/trinity-net/trinity/compute/tensor"
 )
 
+// startTestnet creates and runs an in-process testnet in a temporary
+// directory (logging as testLogger, round 0 three seconds away), closed when
+// the test ends.
+func startTestnet(ctx context.Context, t *testing.T, cfg TestnetConfig) *Testnet {
+	t.Helper()
+	cfg.Dir, cfg.Logger = t.TempDir(), testLogger()
+	if cfg.StartDelay == 0 {
+		cfg.StartDelay = 3 * time.Second
+	}
+	if cfg.Model.Model.Vocab == 0 {
+		cfg.Model = testGenesis()
+	}
+	tn, err := NewTestnet(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.Close() })
+	if err := tn.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return tn
+}
+
 func testLogger() *slog.Logger {
 	if os.Getenv("TRINITY_NODE_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -42,35 +65,6 @@ func testGenesis() Genesis {
 	return g
 }
 
-// runTestnet starts an in-process network for a test (the test genesis,
-// the test logger and a temporary directory unless cfg sets them) and
-// closes it when the test ends.
-func runTestnet(ctx context.Context, t *testing.T, cfg TestnetConfig) *Testnet {
-	t.Helper()
-	if cfg.Dir == "" {
-		cfg.Dir = t.TempDir()
-	}
-	if cfg.Model.Model.Vocab == 0 {
-		cfg.Model = testGenesis()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = testLogger()
-	}
-	tn, err := NewTestnet(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := tn.Close(); err != nil {
-			t.Errorf("closing the testnet: %v", err)
-		}
-	})
-	if err := tn.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return tn
-}
-
 // TestNetwork runs a validator and four trainers over real libp2p on
 // loopback for 14 rounds. On the way, a fifth trainer joins at round 5 and
 // trainer-1 is stopped mid-round 6, its saved state is made to diverge, and
@@ -86,7 +80,7 @@ func TestNetwork(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	tn := runTestnet(ctx, t, TestnetConfig{Trainers: 4, StartDelay: 3 * time.Second})
+	tn := startTestnet(ctx, t, TestnetConfig{Trainers: 4})
 	L := tn.Genesis.Params.RoundLength()
 	clock := NewClock(tn.Genesis)
 	const rounds = 14

@@ -17,7 +17,7 @@ func TestLeadFailover(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	tn := runTestnet(ctx, t, TestnetConfig{Validators: 2, Trainers: 3, StartDelay: 3 * time.Second})
+	tn := startTestnet(ctx, t, TestnetConfig{Validators: 2, Trainers: 3})
 	L := tn.Genesis.Params.RoundLength()
 	second := tn.Members()[1].Peer
 	var before, after float32 = float32(math.NaN()), float32(math.NaN())

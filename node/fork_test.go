@@ -24,7 +24,7 @@ func TestPausedLeadResumes(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	tn := runTestnet(ctx, t, TestnetConfig{Validators: 2, Trainers: 3, StartDelay: 3 * time.Second})
+	tn := startTestnet(ctx, t, TestnetConfig{Validators: 2, Trainers: 3, StartDelay: 3 * time.Second})
 	clock := NewClock(tn.Genesis)
 	L := clock.Length
 	members := tn.Members()

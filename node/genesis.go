@@ -37,6 +37,10 @@ type Genesis struct {
 	Params     Hyper          `json:"params"`
 	Validators []ValidatorKey `json:"validators"` // in decreasing priority for the lead role
 	Bootstrap  []string       `json:"bootstrap"`  // multiaddrs ending in /p2p/<id>
+	// Stage is the round protocol's stage: StagePretrain (or empty) or
+	// StageRL, which RL configures (rl_genesis.go).
+	Stage string    `json:"stage,omitempty"`
+	RL    *RLParams `json:"rl,omitempty"`
 }
 
 // ValidatorKey is a member of the validator set.
@@ -200,6 +204,9 @@ func (g *Genesis) Validate() error {
 		return fmt.Errorf("node: genesis data: %w", err)
 	}
 	if err := g.Params.Validate(); err != nil {
+		return err
+	}
+	if err := g.validateStage(); err != nil {
 		return err
 	}
 	if g.Params.SeqLen > g.Model.Context {

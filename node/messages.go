@@ -61,6 +61,9 @@ type Announcement struct {
 	CID   string  `json:"cid"`  // the SparseLoCo blob
 	Size  int64   `json:"size"` // its length in bytes
 	Loss  float32 `json:"loss"` // mean inner training loss (informational)
+	// Reward is a rollout batch's mean claimed reward (RL stage,
+	// informational).
+	Reward float64 `json:"reward,omitempty"`
 	// Networks with replay (see replay_messages.go): the hex of the round's
 	// replay.Commitment, and the round whose carried state this round
 	// started from (absent: the reset state).
@@ -114,6 +117,7 @@ type Manifest struct {
 	Base          Hash           `json:"base"`
 	Result        Hash           `json:"result"`
 	Prev          string         `json:"prev,omitempty"`
+	Stage         string         `json:"stage,omitempty"` // StageRL, or empty in pre-training
 	Checkpoint    CheckpointRef  `json:"checkpoint"`
 	Contributions []Contribution `json:"contributions"`
 }
@@ -180,8 +184,8 @@ func DecodeAnnouncement(b []byte) (*Announcement, error) {
 	if a.Size < 1 || a.Size > 1<<34 {
 		return nil, fmt.Errorf("node: announcement: size %d out of range", a.Size)
 	}
-	if !finite(float64(a.Loss)) {
-		return nil, fmt.Errorf("node: announcement: loss is not finite")
+	if !finite(float64(a.Loss)) || !finite(a.Reward) {
+		return nil, fmt.Errorf("node: announcement: loss or reward is not finite")
 	}
 	if err := a.checkReplay(); err != nil {
 		return nil, fmt.Errorf("node: announcement: %w", err)
@@ -226,6 +230,9 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	}
 	if err := checkVersion(m.V); err != nil {
 		return nil, fmt.Errorf("node: manifest: %w", err)
+	}
+	if m.Stage != "" && m.Stage != StageRL {
+		return nil, fmt.Errorf("node: manifest: stage %q", m.Stage)
 	}
 	if m.Prev != "" {
 		if _, err := parseCID(m.Prev); err != nil {

@@ -137,6 +137,7 @@ type Node struct {
 	events   chan func()
 	status   atomic.Pointer[Status]
 	metrics  metrics
+	dash     *dashState
 	wg       sync.WaitGroup // gossip readers and jobs
 	ran      atomic.Bool
 	runMu    sync.Mutex         // guards stopRun, runDone: Close stops a running Run
@@ -165,7 +166,9 @@ type Node struct {
 	lastCount  int
 	tr         *trainerRole
 	va         *validatorRole
-	adv        *adversary // nil: honest
+	ro         *rolloutRole // RL stage
+	rl         *rlStage     // RL stage: task set, theta_0, update
+	adv        *adversary   // nil: honest
 	val        *data.Batcher
 	lastGC     uint64
 	resumed    bool // state loaded from disk
@@ -190,7 +193,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	if err := g.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Role != RoleTrainer && cfg.Role != RoleValidator {
+	if cfg.Role != RoleTrainer && cfg.Role != RoleValidator && cfg.Role != RoleRollout {
 		return nil, fmt.Errorf("node: unknown role %q", cfg.Role)
 	}
 	if cfg.DataDir == "" {
@@ -205,7 +208,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	}
 	n := &Node{cfg: cfg, gen: g, netID: id, clock: NewClock(g), log: o.log, observe: o.observe,
 		events: make(chan func(), 256), pending: map[uint64][]*manifestMsg{}, seenMan: map[uint64]bool{}, seenCID: map[cid.Cid]uint64{},
-		lastLoss: float32(math.NaN()), valLoss: float32(math.NaN())}
+		lastLoss: float32(math.NaN()), valLoss: float32(math.NaN()), dash: newDashState()}
+	o.log = n.dash.errs.wrap(o.log, cfg.DataDir)
+	n.log = o.log
 	defer func() {
 		if err != nil {
 			_ = n.Close()
@@ -244,13 +249,18 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	if n.ch, err = optimizer.NewChunking(g.Model, hp.ChunkSize, hp.TopK); err != nil {
 		return nil, err
 	}
+	if g.stage() == StageRL {
+		if n.rl, err = newRLStage(n, cfg.DataBaseDir); err != nil {
+			return nil, err
+		}
+	}
 	if n.global, err = model.New(g.Model, n.eng); err != nil {
 		return nil, err
 	}
 	if n.work, err = model.New(g.Model, n.eng); err != nil {
 		return nil, err
 	}
-	n.global.Init(g.WeightSeed)
+	n.initState(n.global)
 	n.genesis = n.global.StateHash()
 	n.hash = n.genesis
 	n.checkpoint = CheckpointRef{Round: 0, Hash: n.genesis}
@@ -259,7 +269,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		// A state file that cannot be read is not fatal: the chain and
 		// checkpoints rebuild it, so start from genesis and say so.
 		n.log.Warn("ignoring unreadable saved state; will catch up from the network", "err", err)
-		n.global.Init(g.WeightSeed)
+		n.initState(n.global)
 	} else if ok {
 		n.next, n.lastMan = st.Round, st.Manifest
 		n.hash = n.global.StateHash()
@@ -282,6 +292,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 	if pc.Bootstrap == nil {
 		pc.Bootstrap = g.Bootstrap
 	}
+	pc.ExtraTopics = append(pc.ExtraTopics, n.stageTopics()...)
 	if o.attestCompute != nil {
 		pc.ExtraTopics = append(pc.ExtraTopics, TopicCapacity)
 	}
@@ -306,7 +317,14 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		}
 	}
 	switch cfg.Role {
+	case RoleRollout:
+		if n.ro, err = newRolloutRole(n); err != nil {
+			return nil, err
+		}
 	case RoleTrainer:
+		if n.rl != nil {
+			return nil, fmt.Errorf("node: role %q on a network of stage %q (use %q)", RoleTrainer, StageRL, RoleRollout)
+		}
 		if n.tr, err = newTrainerRole(n); err != nil {
 			return nil, err
 		}
@@ -391,7 +409,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.registerValidators(); err != nil {
 		return err
 	}
-	for _, t := range append(p2p.BuiltinTopics(), replayTopics(n.gen)...) {
+	for _, t := range append(append(p2p.BuiltinTopics(), replayTopics(n.gen)...), n.stageTopics()...) {
 		sub, err := n.p2p.Subscribe(t)
 		if err != nil {
 			return err
@@ -470,6 +488,7 @@ func (n *Node) spawn(f func()) {
 }
 
 func (n *Node) emit(e Event) {
+	n.dash.onEvent(e)
 	if n.observe == nil {
 		return
 	}
@@ -495,6 +514,9 @@ func (n *Node) tick(ctx context.Context, now time.Time) time.Time {
 	if n.va != nil {
 		soon(n.va.tick(ctx, now, r))
 		soon(n.va.replay.tick(ctx, now, r))
+	}
+	if n.ro != nil {
+		soon(n.ro.tick(ctx, now, r))
 	}
 	n.gcRounds(r)
 	return wake
@@ -572,6 +594,9 @@ func (n *Node) registerValidators() error {
 			return err
 		},
 	}
+	for _, t := range n.stageTopics() {
+		checks[t] = checks[p2p.TopicGradient] // announcements of another kind of blob
+	}
 	n.replayChecks(checks)
 	for t, f := range checks {
 		if err := n.p2p.RegisterValidator(t, func(_ context.Context, _ peer.ID, env *p2p.Envelope) error { return f(env) }); err != nil {
@@ -592,13 +617,14 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 		n.metrics.msgsIn.Add(1)
 		n.metrics.bytesIn.Add(int64(len(env.Payload)))
 		switch sub.Topic() {
-		case p2p.TopicGradient:
+		case p2p.TopicGradient, TopicRollout:
 			a, err := DecodeAnnouncement(env.Payload)
-			if err != nil {
+			if err != nil || n.wrongStageTopic(sub.Topic()) {
 				continue
 			}
 			n.adv.saw(env.Sender, a)
 			n.post(ctx, func() {
+				n.dash.onAnnouncement(env.Sender, a)
 				if n.va != nil {
 					n.va.onAnnouncement(ctx, env.Sender, a)
 				}
@@ -609,6 +635,7 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 				continue
 			}
 			n.post(ctx, func() {
+				n.dashScores(env.Sender, s)
 				if n.va != nil {
 					n.va.onScores(env.Sender, s)
 				}

@@ -13,6 +13,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/trinity-net/trinity/compute/model"
 	"github.com/trinity-net/trinity/compute/safetensors"
+	"github.com/trinity-net/trinity/verify"
 )
 
 // Files of a node's data directory (beside p2p's identity.key and blobs/).
@@ -124,10 +125,12 @@ func loadTrainerState(dir string, t *trainerState) (bool, error) {
 	return true, nil
 }
 
-// scoreBook is a validator's smoothed scores and recent history.
+// scoreBook is a validator's standing of each trainer (smoothed score,
+// strikes, bans) and recent history.
 type scoreBook struct {
-	Smoothed map[string]float64  `json:"smoothed"`
-	History  []ScoreRoundSummary `json:"history"` // most recent last
+	Standing  map[string]*verify.Standing `json:"standing"`
+	Agreement map[string]float64          `json:"agreement,omitempty"` // validators' agreement with the consensus
+	History   []ScoreRoundSummary         `json:"history"`             // most recent last
 }
 
 // ScoreRoundSummary is one round of a validator's scores.
@@ -147,7 +150,7 @@ func saveScores(dir string, b *scoreBook) error {
 }
 
 func loadScores(dir string) (*scoreBook, error) {
-	b := &scoreBook{Smoothed: map[string]float64{}}
+	b := &scoreBook{Standing: map[string]*verify.Standing{}}
 	data, err := os.ReadFile(filepath.Join(dir, scoresFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return b, nil
@@ -158,8 +161,13 @@ func loadScores(dir string) (*scoreBook, error) {
 	if err := json.Unmarshal(data, b); err != nil {
 		return nil, fmt.Errorf("node: decoding scores: %w", err)
 	}
-	if b.Smoothed == nil {
-		b.Smoothed = map[string]float64{}
+	if b.Standing == nil {
+		b.Standing = map[string]*verify.Standing{}
+	}
+	for k, st := range b.Standing {
+		if st == nil {
+			delete(b.Standing, k)
+		}
 	}
 	return b, nil
 }

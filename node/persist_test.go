@@ -15,6 +15,7 @@ import (
 	"github.com/trinity-net/trinity/compute/model"
 	"github.com/trinity-net/trinity/compute/tensor"
 	"github.com/trinity-net/trinity/p2p"
+	"github.com/trinity-net/trinity/verify"
 )
 
 func TestStatePersistence(t *testing.T) {
@@ -80,12 +81,12 @@ func TestTrainerStatePersistence(t *testing.T) {
 
 func TestScoresPersistence(t *testing.T) {
 	dir := t.TempDir()
-	b := &scoreBook{Smoothed: map[string]float64{"a": 0.5}, History: []ScoreRoundSummary{{Round: 2}}}
+	b := &scoreBook{Standing: map[string]*verify.Standing{"a": {Smoothed: 0.5, Strikes: 1, BannedUntil: 9}}, History: []ScoreRoundSummary{{Round: 2}}}
 	if err := saveScores(dir, b); err != nil {
 		t.Fatal(err)
 	}
 	got, err := loadScores(dir)
-	if err != nil || got.Smoothed["a"] != 0.5 || len(got.History) != 1 {
+	if err != nil || *got.Standing["a"] != *b.Standing["a"] || len(got.History) != 1 {
 		t.Fatalf("round trip: %+v %v", got, err)
 	}
 }

@@ -297,7 +297,7 @@ func (x *validatorReplay) onVerdict(from peer.ID, m *ReplayVerdict) {
 // the ledger.
 func (x *validatorReplay) penalise(trainer string, r uint64) {
 	x.ledger.Fail(trainer, r)
-	x.v.book.Smoothed[trainer] = 0
+	x.v.zeroStanding(trainer)
 	b, err := json.Marshal(x.ledger)
 	if err == nil {
 		err = atomicfile.WriteFile(filepath.Join(x.n.cfg.DataDir, replayLedgerFile), b)

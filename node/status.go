@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -26,9 +27,10 @@ const (
 	phaseFetch     = "fetch"
 	phaseValidate  = "validate"
 	phaseAggregate = "aggregate"
+	phaseScreen    = "screen" // validators' round-wide screens (copies, outliers)
 )
 
-var phaseNames = []string{phaseTrain, phaseCompress, phaseAnnounce, phaseFetch, phaseValidate, phaseAggregate, phaseReplayRespond, phaseReplayCheck}
+var phaseNames = []string{phaseTrain, phaseCompress, phaseAnnounce, phaseFetch, phaseValidate, phaseAggregate, phaseScreen, phaseReplayRespond, phaseReplayCheck}
 
 // metrics are counters shared by the loop and its goroutines.
 type metrics struct {
@@ -71,36 +73,50 @@ func (m *metrics) phases() map[string]PhaseStat {
 
 // Status is a node's state as the HTTP endpoint reports it.
 type Status struct {
-	Network      string               `json:"network"`
-	Peer         string               `json:"peer"`
-	Role         string               `json:"role"`
-	Round        uint64               `json:"round"` // by the clock
-	Phase        string               `json:"phase"`
-	StateRound   uint64               `json:"state_round"` // next manifest round to apply
-	StateHash    string               `json:"state_hash"`
-	Head         string               `json:"head,omitempty"` // CID of the last manifest applied
-	CatchingUp   bool                 `json:"catching_up"`
-	Busy         string               `json:"busy,omitempty"`
-	Peers        int                  `json:"peers"`
-	LastLoss     *float64             `json:"last_loss,omitempty"` // trainer: mean inner loss
-	ValLoss      *float64             `json:"val_loss,omitempty"`  // validator: global model
-	Contributors int                  `json:"contributors"`        // in the last manifest applied
-	Checkpoint   CheckpointRef        `json:"checkpoint"`
-	Scores       map[string]float64   `json:"scores,omitempty"` // validator: smoothed
-	BytesIn      int64                `json:"bytes_in"`         // every libp2p stream byte (see p2p.Traffic)
-	BytesOut     int64                `json:"bytes_out"`        //
-	Traffic      p2p.Traffic          `json:"traffic"`          // the same by protocol class
-	RoundBytes   RoundBytes           `json:"round_bytes"`
-	PayloadIn    int64                `json:"payload_bytes_in"`  // gossip payloads and fetched blobs
-	PayloadOut   int64                `json:"payload_bytes_out"` // gossip payloads and own blobs (once)
-	BlobsIn      int64                `json:"blobs_in"`
-	Applied      int64                `json:"rounds_applied"`
-	CatchUps     int64                `json:"catch_ups"`
-	Reorgs       int64                `json:"reorgs"`             // switches to a winning branch
-	Rejected     int64                `json:"manifests_rejected"` // manifests that lost the fork choice
-	Announced    int64                `json:"announced"`
-	Missed       int64                `json:"missed"`
-	Phases       map[string]PhaseStat `json:"phases"`
+	Network            string               `json:"network"`
+	Peer               string               `json:"peer"`
+	Role               string               `json:"role"`
+	Round              uint64               `json:"round"` // by the clock
+	Phase              string               `json:"phase"`
+	StateRound         uint64               `json:"state_round"` // next manifest round to apply
+	StateHash          string               `json:"state_hash"`
+	Head               string               `json:"head,omitempty"` // CID of the last manifest applied
+	CatchingUp         bool                 `json:"catching_up"`
+	Busy               string               `json:"busy,omitempty"`
+	Peers              int                  `json:"peers"`
+	LastLoss           *float64             `json:"last_loss,omitempty"` // trainer: mean inner loss
+	ValLoss            *float64             `json:"val_loss,omitempty"`  // validator: global model
+	Contributors       int                  `json:"contributors"`        // in the last manifest applied
+	Checkpoint         CheckpointRef        `json:"checkpoint"`
+	Scores             map[string]float64   `json:"scores,omitempty"`              // validator: smoothed
+	ConsensusAgreement map[string]float64   `json:"validator_agreement,omitempty"` // validator: other validators' agreement with the consensus
+	BytesIn            int64                `json:"bytes_in"`                      // every libp2p stream byte (see p2p.Traffic)
+	BytesOut           int64                `json:"bytes_out"`                     //
+	Traffic            p2p.Traffic          `json:"traffic"`                       // the same by protocol class
+	RoundBytes         RoundBytes           `json:"round_bytes"`
+	PayloadIn          int64                `json:"payload_bytes_in"`  // gossip payloads and fetched blobs
+	PayloadOut         int64                `json:"payload_bytes_out"` // gossip payloads and own blobs (once)
+	BlobsIn            int64                `json:"blobs_in"`
+	Applied            int64                `json:"rounds_applied"`
+	CatchUps           int64                `json:"catch_ups"`
+	Reorgs             int64                `json:"reorgs"`             // switches to a winning branch
+	Rejected           int64                `json:"manifests_rejected"` // manifests that lost the fork choice
+	Announced          int64                `json:"announced"`
+	Missed             int64                `json:"missed"`
+	Phases             map[string]PhaseStat `json:"phases"`
+
+	// For the dashboard (dashboard_status.go); bounded whatever the age
+	// and size of the network.
+	HeadRound  uint64         `json:"head_round"`    // highest manifest round seen + 1
+	Behind     uint64         `json:"rounds_behind"` // head_round - state_round
+	LastError  *ErrorNote     `json:"last_error,omitempty"`
+	History    []RoundPoint   `json:"history,omitempty"`     // per round, downsampled
+	PeerList   []PeerInfo     `json:"peer_list,omitempty"`   // at most dashPeers rows
+	PeersSeen  int            `json:"peers_seen,omitempty"`  // rows before that cap
+	ScoreTable *ScoreTable    `json:"score_table,omitempty"` // last rounds' verdicts
+	Agreement  *Agreement     `json:"agreement,omitempty"`   // of the validators
+	Rejections []Rejection    `json:"rejections,omitempty"`  // latest last
+	Compute    *ComputeStatus `json:"compute,omitempty"`     // compute providers only
 }
 
 // RoundBytes is what a node's libp2p streams carried in one round.
@@ -139,7 +155,9 @@ func (n *Node) publishStatus() {
 	}
 	if n.va != nil {
 		s.Scores = n.va.scoresSnapshot()
+		s.ConsensusAgreement = maps.Clone(n.va.book.Agreement)
 	}
+	n.fillDashboard(s, now)
 	n.status.Store(s)
 }
 
@@ -154,10 +172,9 @@ func (n *Node) Status() Status {
 // StatusSource is anything with a Status snapshot.
 type StatusSource interface{ Status() Status }
 
-// ServeStatus serves GET /status (JSON) and GET /metrics (Prometheus text
-// format) on addr until ctx ends. ready, if not nil, receives the bound
-// address (useful with port 0).
-func ServeStatus(ctx context.Context, addr string, src StatusSource, log *slog.Logger, ready func(net.Addr)) error {
+// ServeStatus serves the status handler (StatusHandler) on addr until ctx
+// ends. ready, if not nil, receives the bound address (useful with port 0).
+func ServeStatus(ctx context.Context, addr string, src StatusSource, log *slog.Logger, ready func(net.Addr), opts ...StatusOption) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("node: status endpoint: %w", err)
@@ -165,18 +182,8 @@ func ServeStatus(ctx context.Context, addr string, src StatusSource, log *slog.L
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(src.Status())
-	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		WriteMetrics(w, src.Status())
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: StatusHandler(src, opts...), ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute, MaxHeaderBytes: 16 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -193,6 +200,30 @@ func ServeStatus(ctx context.Context, addr string, src StatusSource, log *slog.L
 		log.Error("status endpoint stopped", "err", err)
 		return fmt.Errorf("node: status endpoint: %w", err)
 	}
+}
+
+// StatusHandler serves GET /status (JSON), GET /metrics (Prometheus text
+// format) and, unless WithDashboard(false), the dashboard (dashboard.go).
+func StatusHandler(src StatusSource, opts ...StatusOption) http.Handler {
+	o := statusOptions{dashboard: true}
+	for _, f := range opts {
+		f(&o)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(src.Status())
+	})
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		WriteMetrics(w, src.Status())
+	})
+	if o.dashboard {
+		registerDashboard(mux, src)
+	}
+	return secureHeaders(mux)
 }
 
 // WriteMetrics renders s in the Prometheus text exposition format.

@@ -21,9 +21,9 @@ import (
 // TestnetConfig describes an in-process network on loopback.
 type TestnetConfig struct {
 	Dir         string        // data directories go under it (required)
-	Trainers    int           // default 4
+	Trainers    int           // default 4 (rollout peers in the RL stage)
 	Validators  int           // default 1
-	Model       Genesis       // only Model, Data, Params, WeightSeed are used; zero: defaults
+	Model       Genesis       // only Model, Data, Params, WeightSeed, Stage, RL are used; zero: defaults
 	StartDelay  time.Duration // from now to round 0; default 2 s (time to connect)
 	Threads     int           // compute threads per node; default 1
 	Logger      *slog.Logger  // default: discard
@@ -64,6 +64,7 @@ type member struct {
 	ctx    context.Context // its Run's
 	cancel context.CancelFunc
 	done   chan struct{}
+	opts   []Option // beyond the harness's
 }
 
 // Member describes a testnet peer.
@@ -116,7 +117,8 @@ func NewTestnet(ctx context.Context, cfg TestnetConfig) (*Testnet, error) {
 	if tpl.Model.Vocab == 0 {
 		tpl = DefaultTestnetGenesis()
 	}
-	g := &Genesis{Version: GenesisVersion, Network: cfg.NetworkName, WeightSeed: tpl.WeightSeed, Model: tpl.Model, Data: tpl.Data, Params: tpl.Params}
+	g := &Genesis{Version: GenesisVersion, Network: cfg.NetworkName, WeightSeed: tpl.WeightSeed, Model: tpl.Model, Data: tpl.Data, Params: tpl.Params,
+		Stage: tpl.Stage, RL: tpl.RL}
 	if g.Network == "" {
 		g.Network = "testnet"
 	}
@@ -138,9 +140,16 @@ func NewTestnet(ctx context.Context, cfg TestnetConfig) (*Testnet, error) {
 		t.members = append(t.members, &member{name: testnetName("validator", adv, i), role: RoleValidator,
 			dir: filepath.Join(cfg.Dir, fmt.Sprintf("validator-%d", i)), key: k, adv: adv})
 	}
-	for i, adv := range advs[RoleTrainer] {
-		t.members = append(t.members, &member{name: testnetName("trainer", adv, i), role: RoleTrainer,
-			dir: filepath.Join(cfg.Dir, fmt.Sprintf("trainer-%d", i)), adv: adv})
+	worker, workers := g.workerRole(), advs[RoleTrainer]
+	switch {
+	case worker == RoleRollout:
+		workers = append(workers, advs[RoleRollout]...)
+	case len(advs[RoleRollout]) > 0:
+		return nil, fmt.Errorf("node: testnet of stage %q has no rollout peers to play %s", g.stage(), advs[RoleRollout][0])
+	}
+	for i, adv := range workers {
+		t.members = append(t.members, &member{name: testnetName(string(worker), adv, i), role: worker,
+			dir: filepath.Join(cfg.Dir, fmt.Sprintf("%s-%d", worker, i)), adv: adv})
 	}
 	// The bootstrap node's address cannot be in the genesis (its listen
 	// port is chosen at start, after the network ID is fixed), so the peers
@@ -206,6 +215,7 @@ func (t *Testnet) start(m *member) error {
 			c.ConnLow, c.ConnHigh = 100, 400
 		}),
 		WithObserver(t.observe)}
+	opts = append(opts, m.opts...)
 	if m.key != nil {
 		opts = append(opts, WithIdentity(m.key))
 	}
@@ -258,22 +268,7 @@ func (t *Testnet) observe(e Event) {
 }
 
 // AddTrainer adds and starts a new trainer (a late joiner).
-func (t *Testnet) AddTrainer() (Member, error) {
-	t.mu.Lock()
-	i := 0
-	for _, m := range t.members {
-		if m.role == RoleTrainer {
-			i++
-		}
-	}
-	m := &member{name: fmt.Sprintf("trainer-%d", i), role: RoleTrainer, dir: filepath.Join(t.cfg.Dir, fmt.Sprintf("trainer-%d", i))}
-	t.members = append(t.members, m)
-	t.mu.Unlock()
-	if err := t.start(m); err != nil {
-		return Member{}, err
-	}
-	return t.member(m), nil
-}
+func (t *Testnet) AddTrainer() (Member, error) { return t.addMember(RoleTrainer) }
 
 // Stop ends member i abruptly (its context is cancelled mid-whatever; only
 // what it had written atomically survives) and waits for it.

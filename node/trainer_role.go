@@ -156,6 +156,7 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 	in := make([]int32, hp.Batch*hp.SeqLen)
 	tgt := make([]int32, len(in))
 	var sum float64
+	ran := 0
 	for i := range hp.InnerSteps {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("node: round %d: stopped after %d of %d inner steps in %v: %w", r, i, hp.InnerSteps, time.Since(t0).Round(time.Millisecond), err)
@@ -168,8 +169,9 @@ func (tr *trainerRole) trainRound(ctx context.Context, r uint64, base Hash) (*An
 			return nil, err
 		}
 		sum += float64(loss)
+		ran++
 	}
-	loss := float32(sum / float64(hp.InnerSteps))
+	loss := float32(sum / float64(max(ran, 1)))
 	if math.IsNaN(float64(loss)) || math.IsInf(float64(loss), 0) {
 		return nil, fmt.Errorf("node: round %d: training diverged", r)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -29,16 +30,22 @@ type validatorRole struct {
 	book   *scoreBook
 	rounds map[uint64]*valRound
 	params verify.Params
+	policy verify.Policy
+	screen verify.Screen
 	replay *validatorReplay // nil: the network does not use replay
 }
 
 // valRound is one round's work.
 type valRound struct {
 	anns      map[peer.ID]*Announcement
+	order     map[peer.ID]int // arrival order of the announcements
+	extra     map[peer.ID]int // further announcements with other CIDs (equivocation)
 	blobs     map[peer.ID][]byte
 	fetching  map[peer.ID]bool
 	queue     []peer.ID // fetched, to score
 	results   map[peer.ID]ScoreEntry
+	outcome   map[peer.ID]verify.Outcome
+	decoded   map[peer.ID]checked // passed verify.Check
 	others    map[peer.ID]*Scores // from other validators
 	sampled   bool
 	published bool // scores
@@ -53,12 +60,13 @@ func newValidatorRole(n *Node) (*validatorRole, error) {
 	book, err := loadScores(n.cfg.DataDir)
 	if err != nil {
 		n.log.Warn("ignoring unreadable score history", "err", err)
-		book = &scoreBook{Smoothed: map[string]float64{}}
+		book = &scoreBook{Standing: map[string]*verify.Standing{}}
 	}
 	hp := n.gen.Params
 	v := &validatorRole{n: n, rank: n.gen.ValidatorRank(n.p2p.ID()), eval: eval,
 		dense: make([]float32, n.ch.NumParams), comp: n.ch.NewCompressed(), book: book, rounds: map[uint64]*valRound{},
-		params: verify.Params{OuterLR: hp.OuterLR, MaxNorm: hp.MaxNorm, GapTolerance: hp.GapTolerance}}
+		params: verify.Params{OuterLR: hp.OuterLR, MaxNorm: hp.MaxNorm, GapTolerance: hp.GapTolerance},
+		policy: verify.DefaultPolicy(hp.ScoreAlpha), screen: verify.DefaultScreen()}
 	if v.replay, err = newValidatorReplay(v); err != nil {
 		return nil, err
 	}
@@ -68,8 +76,9 @@ func newValidatorRole(n *Node) (*validatorRole, error) {
 func (v *validatorRole) round(r uint64) *valRound {
 	vr := v.rounds[r]
 	if vr == nil {
-		vr = &valRound{anns: map[peer.ID]*Announcement{}, blobs: map[peer.ID][]byte{}, fetching: map[peer.ID]bool{},
-			results: map[peer.ID]ScoreEntry{}, others: map[peer.ID]*Scores{}}
+		vr = &valRound{anns: map[peer.ID]*Announcement{}, order: map[peer.ID]int{}, extra: map[peer.ID]int{},
+			blobs: map[peer.ID][]byte{}, fetching: map[peer.ID]bool{}, results: map[peer.ID]ScoreEntry{},
+			outcome: map[peer.ID]verify.Outcome{}, decoded: map[peer.ID]checked{}, others: map[peer.ID]*Scores{}}
 		v.rounds[r] = vr
 	}
 	return vr
@@ -85,10 +94,18 @@ func (v *validatorRole) onAnnouncement(ctx context.Context, from peer.ID, a *Ann
 		return // late or early: not waited for
 	}
 	vr := v.round(a.Round)
-	if _, dup := vr.anns[from]; dup {
+	if prev, dup := vr.anns[from]; dup {
+		if prev.CID != a.CID {
+			vr.extra[from]++
+		}
 		return
 	}
 	vr.anns[from] = a
+	vr.order[from] = len(vr.order)
+	if st := v.book.Standing[from.String()]; st != nil && st.Banned(a.Round) {
+		v.verdict(vr, from, fmt.Sprintf("banned until round %d", st.BannedUntil), verify.Missed)
+		return
+	}
 	if n.gen.Params.SampleSize == 0 {
 		v.fetch(ctx, a.Round, from)
 	}
@@ -102,8 +119,11 @@ func (v *validatorRole) fetch(ctx context.Context, r uint64, p peer.ID) {
 		return
 	}
 	vr.fetching[p] = true
+	if _, done := vr.results[p]; done {
+		return // banned
+	}
 	if a.Size > n.maxBlob() {
-		vr.results[p] = ScoreEntry{Trainer: p.String(), CID: a.CID, Reason: "announced size exceeds the codec's bound"}
+		v.verdict(vr, p, fmt.Sprintf("announced size %d exceeds the codec's bound %d", a.Size, n.maxBlob()), verify.Failed)
 		return
 	}
 	n.spawn(func() {
@@ -113,7 +133,7 @@ func (v *validatorRole) fetch(ctx context.Context, r uint64, p peer.ID) {
 		n.post(ctx, func() {
 			if err != nil {
 				n.log.Warn("fetching contribution", "trainer", p, "round", r, "err", err)
-				vr.results[p] = ScoreEntry{Trainer: p.String(), CID: a.CID, Reason: "blob not served"}
+				v.verdict(vr, p, reasonNotServed, verify.Missed)
 				return
 			}
 			c, _ := parseCID(a.CID)
@@ -146,10 +166,15 @@ func (v *validatorRole) tick(ctx context.Context, now time.Time, r uint64) time.
 	}
 	if !now.Before(c.ScoreAt(r)) && !vr.published && n.busy != "score" {
 		vr.published = true
+		v.screenRound(r, vr)
 		v.publishScores(ctx, r, vr)
 	}
-	at, may := n.leadSlot(r, v.rank)
-	if may && !now.Before(at) && !vr.manifest && !n.seenMan[r] && n.busy == "" && !n.catching && len(n.pending) == 0 {
+	at, wait := v.manifestAt(now, r, vr)
+	// A validator that may be stale publishes later, or not at all.
+	if slot, may := n.leadSlot(r, v.rank); !may || slot.After(at) {
+		at, wait = slot, false
+	}
+	if !now.Before(at) && !wait && vr.published && !vr.manifest && !n.seenMan[r] && n.busy == "" && !n.catching && len(n.pending) == 0 {
 		vr.manifest = true
 		v.composeManifest(ctx, r, vr)
 	}
@@ -192,6 +217,10 @@ func (v *validatorRole) sample(r uint64, vr *valRound) []peer.ID {
 // scoreNext runs the gauntlet on the next fetched blob.
 func (v *validatorRole) scoreNext(ctx context.Context, r uint64, vr *valRound) {
 	n := v.n
+	if n.rl != nil {
+		n.rl.scoreNext(ctx, vr, r)
+		return
+	}
 	p := vr.queue[0]
 	vr.queue = vr.queue[1:]
 	a, blob := vr.anns[p], vr.blobs[p]
@@ -200,24 +229,16 @@ func (v *validatorRole) scoreNext(ctx context.Context, r uint64, vr *valRound) {
 	own, rnd := v.batches(r, p)
 	n.startJob(ctx, "score", func(ctx context.Context) func() {
 		t0 := time.Now()
-		e := ScoreEntry{Trainer: p.String(), CID: a.CID}
-		norm, err := verify.Check(n.ch, blob, r, a.Base, base, v.params, v.comp, v.dense)
-		if err != nil {
-			e.Reason = err.Error()
-		} else {
-			res, err := verify.Gauntlet(v.eval, n.work.Params, v.dense, norm, own, rnd, v.params)
-			if err != nil {
-				e.Reason = err.Error()
-			} else {
-				e.Score, e.OK, e.Reason, e.DOwn, e.DRand = res.Score, res.OK, res.Reason, res.DOwn(), res.DRand()
-			}
-		}
+		e, dec, outcome := v.scoreBlob(p, a, blob, r, base, n.work.Params, own, rnd)
 		n.metrics.observe(phaseValidate, time.Since(t0))
 		return func() {
 			if len(e.Reason) > maxReasonLen {
 				e.Reason = e.Reason[:maxReasonLen]
 			}
-			vr.results[p] = e
+			vr.results[p], vr.outcome[p] = e, outcome
+			if dec.c != nil {
+				vr.decoded[p] = dec
+			}
 			if e.OK {
 				n.log.Debug("scored", "round", r, "trainer", p, "score", e.Score, "d_own", e.DOwn, "d_rand", e.DRand)
 			} else {
@@ -251,10 +272,20 @@ func (v *validatorRole) batches(r uint64, p peer.ID) (own, rnd verify.Batch) {
 // publishScores smooths and publishes the round's results.
 func (v *validatorRole) publishScores(ctx context.Context, r uint64, vr *valRound) {
 	n := v.n
+	// Known trainers that announced nothing (or too late) missed the round;
+	// those long gone (standing decayed away, no ban or strike for a long
+	// time) are forgotten, so the book does not grow without bound.
+	for id, st := range v.book.Standing {
+		if p, err := peer.Decode(id); err == nil && vr.anns[p] == nil {
+			v.record(r, id, verify.Missed, 0)
+		}
+		if st.Smoothed < 1e-9 && !st.Banned(r+1) && r > st.LastFailed+uint64(v.policy.MaxBan)*4 {
+			delete(v.book.Standing, id)
+		}
+	}
 	if len(vr.anns) == 0 {
 		return
 	}
-	alpha := n.gen.Params.ScoreAlpha
 	s := &Scores{V: WireVersion, Round: r, Base: n.hash}
 	for p, a := range vr.anns {
 		e, ok := vr.results[p]
@@ -262,14 +293,22 @@ func (v *validatorRole) publishScores(ctx context.Context, r uint64, vr *valRoun
 			if n.gen.Params.SampleSize > 0 && !vr.fetching[p] {
 				continue // not sampled
 			}
-			e = ScoreEntry{Trainer: p.String(), CID: a.CID, Reason: "not scored in time"}
+			e = ScoreEntry{Trainer: p.String(), CID: a.CID, Reason: reasonNotScored}
+			vr.outcome[p] = verify.Missed
 		}
-		e = v.replay.adjust(r, p, e)
+		if wasOK := e.OK; wasOK {
+			// Replay's own ledger bans for failed challenges; here the
+			// round only earns nothing.
+			if e = v.replay.adjust(r, p, e); !e.OK {
+				vr.outcome[p] = verify.Missed
+			}
+		} else {
+			e = v.replay.adjust(r, p, e)
+		}
 		if !e.OK {
 			e.Score = 0
 		}
-		e.Smoothed = verify.Smooth(v.book.Smoothed[p.String()], e.Score, alpha)
-		v.book.Smoothed[p.String()] = e.Smoothed
+		e.Smoothed = v.record(r, p.String(), vr.outcome[p], e.Score)
 		vr.results[p] = e
 		s.Entries = append(s.Entries, e)
 	}
@@ -298,48 +337,7 @@ func (v *validatorRole) onScores(from peer.ID, s *Scores) {
 // they lead to, and publishes the manifest.
 func (v *validatorRole) composeManifest(ctx context.Context, r uint64, vr *valRound) {
 	n := v.n
-	// A contribution goes in when this validator passed it, or when it holds
-	// the blob and another validator passed it; duplicated blobs (one trainer
-	// copying another's bytes) are dropped entirely.
-	ok := map[peer.ID]bool{}
-	for p, e := range vr.results {
-		if e.OK {
-			ok[p] = true
-		}
-	}
-	for _, s := range vr.others {
-		for _, e := range s.Entries {
-			p, err := peer.Decode(e.Trainer)
-			if err == nil && e.OK && vr.blobs[p] != nil && vr.anns[p] != nil && vr.anns[p].CID == e.CID {
-				if mine, scored := vr.results[p]; !scored || mine.Reason == "not scored in time" {
-					ok[p] = true
-				}
-			}
-		}
-	}
-	byCID := map[string]int{}
-	for p := range ok {
-		byCID[vr.anns[p].CID]++
-	}
-	var chosen []peer.ID
-	for p := range ok {
-		if byCID[vr.anns[p].CID] == 1 && !v.replayExcluded(p, r) {
-			chosen = append(chosen, p)
-		}
-	}
-	slices.SortFunc(chosen, func(a, b peer.ID) int {
-		sa, sb := v.book.Smoothed[a.String()], v.book.Smoothed[b.String()]
-		switch {
-		case sa > sb:
-			return -1
-		case sa < sb:
-			return 1
-		}
-		return strings.Compare(a.String(), b.String())
-	})
-	if len(chosen) > n.gen.Params.MaxContributions {
-		chosen = chosen[:n.gen.Params.MaxContributions]
-	}
+	chosen := v.choose(r, vr)
 	m := &Manifest{V: WireVersion, Round: r, Base: n.hash, Checkpoint: n.checkpoint}
 	if n.lastMan.Defined() {
 		m.Prev = n.lastMan.String()
@@ -348,6 +346,10 @@ func (v *validatorRole) composeManifest(ctx context.Context, r uint64, vr *valRo
 	for _, p := range chosen {
 		m.Contributions = append(m.Contributions, Contribution{Peer: p.String(), CID: vr.anns[p].CID})
 		blobs = append(blobs, vr.blobs[p])
+	}
+	if n.rl != nil {
+		n.rl.composeManifest(ctx, m, blobs)
+		return
 	}
 	copy(n.work.Params, n.global.Params)
 	n.startJob(ctx, "manifest", func(ctx context.Context) func() {
@@ -373,10 +375,10 @@ func (v *validatorRole) composeManifest(ctx context.Context, r uint64, vr *valRo
 
 // scoresSnapshot copies the smoothed scores for the status endpoint.
 func (v *validatorRole) scoresSnapshot() map[string]float64 {
-	out := make(map[string]float64, len(v.book.Smoothed))
-	for k, s := range v.book.Smoothed {
-		if !math.IsNaN(s) {
-			out[k] = s
+	out := make(map[string]float64, len(v.book.Standing))
+	for k, s := range v.book.Standing {
+		if !math.IsNaN(s.Smoothed) {
+			out[k] = s.Smoothed
 		}
 	}
 	return out

@@ -217,6 +217,8 @@ type options struct {
 	identity     crypto.PrivKey
 	scoreInspect time.Duration
 	now          func() time.Time
+	noiseFirst   bool // tests: prefer Noise to TLS
+	plainTLS     bool // tests: go-libp2p's TLS without batchedTLS
 }
 
 // WithLogger sets the logger (default slog.Default()).

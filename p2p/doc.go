@@ -14,6 +14,16 @@
 //   - Blobs are keyed by CIDv1 (raw codec, sha2-256). Put stores a blob on disk
 //     atomically and provides it on the network's private DHT; Get returns
 //     bytes only after their hash matches the CID, whichever peer served them.
+//   - Connections: TCP and QUIC, TLS preferred to Noise. A QUIC connection
+//     silent for 10 s is dropped (keep-alives every 5 s). When a peer
+//     connects while an older direct connection to it is open, both are
+//     pinged; if the new one answers and the old one does not (the peer was
+//     killed and restarted), all connections to the peer are closed and it
+//     is redialed once gossipsub has let it go, so that its subscriptions
+//     are learnt again.
+//   - Behind NAT: AutoNAT reports reachability, circuit relay v2 reaches a
+//     private peer, DCUtR upgrades a relayed connection to a direct one
+//     (TestNATHolePunch, build tag netns).
 //   - Request/response (HandleRequests, Request): one length-prefixed request
 //     and one response per stream on /trinity/<network>/req/<name>/1.0.0,
 //     bounded on both sides (request and response sizes, a deadline covering

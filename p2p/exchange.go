@@ -22,7 +22,7 @@ import (
 const maxConcurrentServes = 32
 
 // serveChunk is the read/write unit when serving a blob from disk.
-const serveChunk = 1 << 20
+const serveChunk = 256 << 10
 
 // maxProviders is how many providers one DHT lookup asks for.
 const maxProviders = 20
@@ -88,9 +88,11 @@ func (n *Node) serveBlob(s network.Stream) error {
 	if _, err := s.Write(h.marshal()); err != nil {
 		return err
 	}
-	// Large writes let yamux send window-sized frames instead of 32 KiB ones.
-	buf := make([]byte, min(size, serveChunk))
-	if _, err := io.CopyBuffer(s, io.LimitReader(f, size), buf); err != nil {
+	// Large writes let the muxer send full frames instead of 32 KiB ones;
+	// the buffer is reused across serves rather than allocated per request.
+	bp := n.serveBufs.Get().(*[]byte)
+	defer n.serveBufs.Put(bp)
+	if _, err := io.CopyBuffer(s, io.LimitReader(f, size), *bp); err != nil {
 		return fmt.Errorf("p2p: sending blob %s: %w", q.cid, err)
 	}
 	return nil
@@ -196,22 +198,37 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 // sends nothing costs little memory.
 const readChunkAlloc = 64 << 20
 
-// readExactly reads exactly n bytes, feeding each chunk to h as it lands
-// so that hashing overlaps the transfer instead of following it.
+// readExactly reads exactly n bytes. When h is not nil, every chunk is
+// handed to a hashing goroutine as it lands, so hashing overlaps the
+// transfer (and the transport's decryption) instead of following it.
 func readExactly(r io.Reader, n uint64, h hash.Hash) ([]byte, error) {
+	var hashed chan<- []byte
+	if h != nil {
+		ch, wait := hashPipeline(h)
+		hashed = ch
+		// The hasher must be done before the caller reads the sum, and
+		// must not outlive the call on an error path either.
+		defer wait()
+	}
 	buf := make([]byte, min(n, readChunkAlloc))
-	var got uint64
+	var got, sent uint64 // sent: bytes already handed to the hasher
+	flush := func(force bool) {
+		if hashed != nil && got > sent && (force || got-sent >= readStep) {
+			hashed <- buf[sent:got]
+			sent = got
+		}
+	}
 	for got < n {
 		if got == uint64(len(buf)) {
+			flush(true)
+			// The hasher may still read the old buffer: it stays valid.
 			nb := make([]byte, min(n, 2*uint64(len(buf))))
 			copy(nb, buf)
 			buf = nb
 		}
 		k, err := r.Read(buf[got:min(uint64(len(buf)), got+readStep)])
-		if h != nil && k > 0 {
-			h.Write(buf[got : got+uint64(k)])
-		}
 		got += uint64(k)
+		flush(false)
 		if err == io.EOF {
 			if got < n {
 				return nil, fmt.Errorf("%w: body ended after %d of %d bytes", errBadFrame, got, n)
@@ -222,12 +239,32 @@ func readExactly(r io.Reader, n uint64, h hash.Hash) ([]byte, error) {
 			return nil, err
 		}
 	}
+	flush(true)
 	return buf, nil
 }
 
-// readStep bounds one Read, so the hash of a chunk is computed while it is
-// still in cache.
+// hashPipeline starts a goroutine that writes every chunk sent on the
+// returned channel to h; wait closes the channel and returns once all
+// chunks are hashed.
+func hashPipeline(h hash.Hash) (chunks chan<- []byte, wait func()) {
+	ch := make(chan []byte, hashQueue)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for c := range ch {
+			h.Write(c)
+		}
+	}()
+	return ch, func() { close(ch); <-done }
+}
+
+// readStep bounds one Read and is the unit handed to the hasher, so a
+// chunk is hashed while it is still in cache.
 const readStep = 256 << 10
+
+// hashQueue is how many chunks may wait for the hasher: enough to ride out
+// scheduling hiccups, small enough that it never lags far behind.
+const hashQueue = 8
 
 // readZstd decompresses a zstd body that must produce exactly n bytes.
 func readZstd(r io.Reader, n uint64, h hash.Hash) ([]byte, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -37,19 +38,30 @@ type Node struct {
 	now  func() time.Time
 	host host.Host
 	dht  *dht.IpfsDHT
-	ps   *pubsub.PubSub
+	// quicCM is the QUIC connection manager we built (quicReuse); Close
+	// closes it after the host.
+	quicCM io.Closer
+	// noiseFirst prefers Noise over TLS (benchmarks compare the two).
+	noiseFirst bool
+	// plainTLS skips batchedTLS (benchmarks compare the two).
+	plainTLS bool
+	ps       *pubsub.PubSub
 
-	store    *Store
-	bw       *bandwidth // see bandwidth.go
-	zenc     *zstd.Encoder
-	serveSem chan struct{}
-	fetchMu  sync.Mutex
-	fetching map[cid.Cid]*fetchCall
+	store     *Store
+	bw        *bandwidth // see bandwidth.go
+	zenc      *zstd.Encoder
+	serveSem  chan struct{}
+	serveBufs sync.Pool // *[]byte of serveChunk bytes
+	fetchMu   sync.Mutex
+	fetching  map[cid.Cid]*fetchCall
 
 	topics      map[Topic]*pubsub.Topic
 	roundWindow RoundWindowFunc
 	valMu       sync.RWMutex
 	validators  map[Topic]ValidatorFunc
+
+	staleMu sync.Mutex
+	probing map[peer.ID]bool // peers whose older connections are being pinged
 
 	reach    atomic.Int32
 	hostRef  relayHost
@@ -112,9 +124,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		store: store, zenc: zenc, serveSem: make(chan struct{}, maxConcurrentServes),
 		fetching: make(map[cid.Cid]*fetchCall), topics: make(map[Topic]*pubsub.Topic),
 		roundWindow: o.roundWindow, validators: make(map[Topic]ValidatorFunc),
-		scores: make(map[peer.ID]float64), unprovided: make(map[cid.Cid]bool),
-		bootstrap: bootstrap, staticRelay: relays,
+		scores: make(map[peer.ID]float64), unprovided: make(map[cid.Cid]bool), probing: make(map[peer.ID]bool),
+		bootstrap: bootstrap, staticRelay: relays, noiseFirst: o.noiseFirst, plainTLS: o.plainTLS,
 	}
+	n.serveBufs.New = func() any { b := make([]byte, serveChunk); return &b }
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -130,11 +143,28 @@ func New(ctx context.Context, cfg Config, opts ...Option) (_ *Node, err error) {
 		return nil, err
 	}
 	n.host.SetStreamHandler(cfg.NetworkID.BlobProtocol(), n.handleBlob)
+	n.watchStaleConns()
 	if err := n.startDiscovery(ctx); err != nil {
 		return nil, err
 	}
 	n.spawn(n.provideLoop)
 	return n, nil
+}
+
+// securityOptions offers TLS and Noise, TLS first: AES-GCM (AES-NI) costs
+// less CPU per byte than Noise's ChaCha20-Poly1305, which matters for bulk
+// blobs (BenchmarkBlobFetch measures both); peers that only speak Noise
+// still connect.
+func (n *Node) securityOptions() []libp2p.Option {
+	tls := libp2p.Security(libp2ptls.ID, newBatchedTLS)
+	if n.plainTLS {
+		tls = libp2p.Security(libp2ptls.ID, libp2ptls.New)
+	}
+	nz := libp2p.Security(noise.ID, noise.New)
+	if n.noiseFirst {
+		return []libp2p.Option{nz, tls}
+	}
+	return []libp2p.Option{tls, nz}
 }
 
 func (n *Node) startHost() error {
@@ -151,12 +181,9 @@ func (n *Node) startHost() error {
 	lopts := []libp2p.Option{
 		libp2p.Identity(n.key),
 		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
-		// TLS first: AES-GCM with AES-NI moves bulk blobs faster than
-		// Noise's ChaCha20-Poly1305; peers that only speak Noise still can.
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.Security(noise.ID, noise.New),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
+		n.quicReuse(),
 		libp2p.DefaultMuxers,
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
@@ -170,6 +197,7 @@ func (n *Node) startHost() error {
 			return d, err
 		}),
 	}
+	lopts = append(lopts, n.securityOptions()...)
 	lopts = append(lopts, n.natOptions()...)
 	h, err := libp2p.New(lopts...)
 	if err != nil {
@@ -177,6 +205,10 @@ func (n *Node) startHost() error {
 		// when it fails before taking ownership.
 		_ = cm.Close()
 		_ = rm.Close()
+		if n.quicCM != nil {
+			_ = n.quicCM.Close()
+			n.quicCM = nil
+		}
 		if n.dht != nil {
 			_ = n.dht.Close()
 			n.dht = nil
@@ -207,6 +239,9 @@ func (n *Node) Close() error {
 		}
 		if n.host != nil {
 			errs = append(errs, n.host.Close())
+		}
+		if n.quicCM != nil {
+			errs = append(errs, n.quicCM.Close())
 		}
 		if n.zenc != nil {
 			errs = append(errs, n.zenc.Close())

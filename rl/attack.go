@@ -8,20 +8,24 @@ import (
 	"github.com/trinity-net/trinity/compute/model"
 )
 
-// Attacks a dishonest rollout peer can try; the experiment's cheater cycles
-// through them and the tests check each is rejected for its reason.
-type attack int
+// Attack is a way a dishonest rollout peer can cheat. The experiment's
+// cheater cycles through them, the node's rollout adversaries play them, and
+// the tests check each is rejected for its reason.
+type Attack int
 
 const (
-	attackOtherModel attack = iota // roll out a cheaper/different model, claim the policy
-	attackRewards                  // claim reward 1 for every rollout
-	attackOwnTasks                 // roll out tasks of its own choosing
-	attackReplay                   // re-send an old batch under the new round's header
-	attackCopy                     // take another peer's batch and re-sign it
-	numAttacks
+	AttackOtherModel Attack = iota // roll out a cheaper/different model, claim the policy
+	AttackRewards                  // claim reward 1 for every rollout
+	AttackOwnTasks                 // roll out tasks of its own choosing
+	AttackReplay                   // re-send an old batch under the new round's header
+	AttackCopy                     // take another peer's batch and re-sign it
+	NumAttacks
 )
 
-func (a attack) String() string {
+func (a Attack) String() string {
+	if a < 0 || a >= NumAttacks {
+		return fmt.Sprintf("attack(%d)", int(a))
+	}
 	return [...]string{"other model", "fabricated rewards", "own tasks", "replay", "copy"}[a]
 }
 
@@ -34,14 +38,15 @@ func honestBatch(ctx context.Context, m *model.GPT, key ed25519.PrivateKey, ts *
 	return rl.Roll(ctx, rd)
 }
 
-// forge builds a dishonest batch. policy is the honest policy replica the
-// cheater holds, prev an old honest batch of its own (for the replay), other
-// another peer's batch of this round (for the copy).
-func forge(ctx context.Context, a attack, policy *model.GPT, key ed25519.PrivateKey, ts *TaskSet, cfg Config, rd Round, prev, other *Batch) (*Batch, error) {
+// Forge builds a dishonest batch for round rd. policy is the honest policy
+// replica the cheater holds, prev an old honest batch of its own (needed by
+// AttackReplay), other another peer's batch of this round (needed by
+// AttackCopy).
+func Forge(ctx context.Context, a Attack, policy *model.GPT, key ed25519.PrivateKey, ts *TaskSet, cfg Config, rd Round, prev, other *Batch) (*Batch, error) {
 	var pub [32]byte
 	copy(pub[:], key.Public().(ed25519.PublicKey))
 	switch a {
-	case attackOtherModel:
+	case AttackOtherModel:
 		// A model that is not the policy: the policy's weights with 1% noise.
 		alt, err := model.New(policy.Config, policy.Engine())
 		if err != nil {
@@ -68,7 +73,7 @@ func forge(ctx context.Context, a attack, policy *model.GPT, key ed25519.Private
 			}
 		}
 		return b, nil
-	case attackRewards:
+	case AttackRewards:
 		b, err := honestBatch(ctx, policy, key, ts, cfg, rd)
 		if err != nil {
 			return nil, err
@@ -79,7 +84,7 @@ func forge(ctx context.Context, a attack, policy *model.GPT, key ed25519.Private
 			}
 		}
 		return b, nil
-	case attackOwnTasks:
+	case AttackOwnTasks:
 		// The first tasks of the set instead of the assigned ones, each
 		// rolled out honestly with correctly derived rollout randomness.
 		cfg2 := cfg
@@ -109,7 +114,7 @@ func forge(ctx context.Context, a attack, policy *model.GPT, key ed25519.Private
 			b.Groups[gi] = g
 		}
 		return b, nil
-	case attackReplay:
+	case AttackReplay:
 		if prev == nil {
 			return nil, fmt.Errorf("rl: replay attack needs an old batch")
 		}
@@ -117,7 +122,7 @@ func forge(ctx context.Context, a attack, policy *model.GPT, key ed25519.Private
 		b.Round, b.Beacon = rd.Index, rd.Beacon
 		b.PolicyHash = policy.StateHash()
 		return &b, nil
-	case attackCopy:
+	case AttackCopy:
 		if other == nil {
 			return nil, fmt.Errorf("rl: copy attack needs another batch")
 		}

@@ -34,12 +34,18 @@ type Config struct {
 	AdamW   optimizer.AdamWConfig // the policy optimizer (its GradClip also bounds SGD)
 	// SGDLR, when positive, replaces AdamW by plain SGD with this rate.
 	SGDLR float32
+	// FreshOptimizer starts every Update from zero AdamW moments, so the
+	// policy's state is its parameters alone: what a network replicates
+	// through manifests, checkpoints and catch-up (the node's RL stage runs
+	// this way). The first AdamW step from zero moments moves each
+	// parameter by about lr in the sign of its gradient.
+	FreshOptimizer bool
 }
 
 // DefaultConfig is the configuration the experiment and the tests start from.
 func DefaultConfig() Config {
 	ad := optimizer.DefaultAdamW()
-	ad.LR = 1e-4
+	ad.LR = 3e-5
 	ad.Warmup = 0
 	ad.TotalSteps = 0
 	ad.WeightDecay = 0
@@ -49,7 +55,7 @@ func DefaultConfig() Config {
 		Sampling: grail.Sampling{Temperature: 1},
 		Prefix:   "\n",
 		ClipEps:  0.2, AdvEps: 1e-4, Epochs: 1,
-		AdamW: ad,
+		AdamW: ad, FreshOptimizer: true,
 	}
 }
 

@@ -55,18 +55,24 @@
 // peer can process would switch to trainers sharding the rollouts and
 // SparseLoCo aggregation, which this package's gradient code serves as is.
 //
-// # Per-token weights through the model's API
+// # Per-token weights
 //
-// model.GPT.Backward only gives the gradient of the mean cross-entropy over
-// all positions of a batch. Causality gives per-token weights anyway: the
-// first n positions of a sequence compute the same values whatever follows,
-// so the gradient at one position is a difference of prefix gradients, and
-// by summation by parts sum_j w_j grad CE_j is a weighted sum of prefix
-// passes (Policy.gradient). On-policy without KL every token of a rollout has
-// the same weight, so a rollout needs one pass, shared by the rollouts of its
-// group with the same reward and length, and the prompt positions cancel
-// across a group because advantages sum to zero. Tokens after the answer's
-// newline are dropped from the loss (they do not affect the reward).
+// The loss weights every completion token's cross-entropy differently
+// (advantage, clipped ratio, KL). Policy.gradient runs each batch of
+// equal-length rollouts through the model once and back-propagates with
+// model.GPT.BackwardWeighted, the weight of each target position given
+// (prompt positions 0); identical rollouts, frequent within a group, are one
+// row with their weights summed, and groups whose rewards do not differ are
+// skipped. Tokens after the answer's newline are dropped from the loss (they
+// do not affect the reward).
+//
+// # Optimizer state
+//
+// With Config.FreshOptimizer (the default, and what the node's RL stage
+// runs) every Update starts from zero AdamW moments, so the policy's state
+// is its parameters alone: a network carries it with the manifests,
+// checkpoints and catch-up it already has. Without it the moments persist
+// across rounds and are part of the replicated state.
 //
 // # Tasks and rewards
 //
@@ -81,8 +87,11 @@
 //
 // # The experiment
 //
-// Experiment pre-trains a policy on the embedded default corpus with the
-// network's own inner step (or loads a checkpoint), then runs rounds in
+// Experiment pre-trains a policy with the network's own inner step (or loads
+// a checkpoint), by default on an arithmetic drill (PretrainConfig.Arithmetic:
+// the training split's problems, one per line, which reaches a policy worth
+// post-training in a fraction of the steps the mixed default corpus needs),
+// then runs rounds in
 // process: honest rollout peers on their own engines, one cheater cycling
 // through the attacks (another model, fabricated rewards, own tasks, replay,
 // copy), a validator, and the update on every replica, which must agree

@@ -35,23 +35,21 @@ type ExperimentConfig struct {
 	Seed       uint64 // identities, beacons and task draws
 }
 
-// DefaultExperimentConfig is the run reported in the package documentation:
-// about 5-10 minutes on 2 cores.
+// DefaultExperimentConfig is the run reported in docs/rl.md: a few minutes
+// on 2 cores, pre-training included.
 func DefaultExperimentConfig() ExperimentConfig {
-	stage := func(seed uint64, lr float32, warmup int) PretrainConfig {
-		ad := optimizer.DefaultAdamW()
-		ad.LR, ad.Warmup, ad.TotalSteps, ad.MinLRFrac = lr, warmup, 3000, 0.1
-		return PretrainConfig{CorpusSeed: seed, CorpusBytes: 8 << 20, Steps: 3000, B: 32, T: 32, AdamW: ad}
-	}
+	ad := optimizer.DefaultAdamW()
+	ad.LR, ad.Warmup, ad.TotalSteps, ad.MinLRFrac = 3e-3, 50, 3200, 0.1
+	drill := PretrainConfig{CorpusSeed: 1, CorpusBytes: 4 << 20, Arithmetic: true, Steps: 3200, B: 32, T: 32, AdamW: ad}
 	rl := DefaultConfig()
 	rl.Problems = 8
 	return ExperimentConfig{
 		Model:      model.Config{Vocab: 256, Context: 64, Layers: 4, Heads: 4, Width: 128},
-		Pretrain:   []PretrainConfig{stage(1, 3e-3, 50), stage(9, 1.5e-3, 20)},
+		Pretrain:   []PretrainConfig{drill},
 		RL:         rl,
-		Peers:      4,
+		Peers:      3,
 		Cheater:    true,
-		Rounds:     60,
+		Rounds:     30,
 		TrainTasks: 4096,
 		Heldout:    1555,
 		EvalEvery:  10,
@@ -135,8 +133,12 @@ func Experiment(ctx context.Context, cfg ExperimentConfig, out io.Writer) error 
 			if err := Pretrain(ctx, base, pc, func(_ int, l float32) { last = l }); err != nil {
 				return err
 			}
-			pf("policy: %v, pre-training stage %d: %d AdamW steps of %dx%d tokens (lr %g) on the default corpus, %v so far, last loss %.3f\n",
-				cfg.Model, i, pc.Steps, pc.B, pc.T, pc.AdamW.LR, time.Since(start).Round(time.Second), last)
+			src := "the default corpus"
+			if pc.Arithmetic {
+				src = "the arithmetic drill (training split)"
+			}
+			pf("policy: %v, pre-training stage %d: %d AdamW steps of %dx%d tokens (lr %g) on %s, %v so far, last loss %.3f\n",
+				cfg.Model, i, pc.Steps, pc.B, pc.T, pc.AdamW.LR, src, time.Since(start).Round(time.Second), last)
 		}
 		if cfg.SaveAs != "" {
 			if err := base.Save(cfg.SaveAs, nil); err != nil {
@@ -268,23 +270,23 @@ func Experiment(ctx context.Context, cfg ExperimentConfig, out io.Writer) error 
 		attackName := ""
 		if cfg.Cheater {
 			c := peers[cfg.Peers]
-			a := attack(r % int(numAttacks))
-			if a == attackReplay && c.prev == nil {
-				a = attackRewards
+			a := Attack(r % int(NumAttacks))
+			if a == AttackReplay && c.prev == nil {
+				a = AttackRewards
 			}
 			attackName = a.String()
 			other, err := Decode(blobs[0])
 			if err != nil {
 				return err
 			}
-			b, err := forge(ctx, a, c.m, c.key, ts, cfg.RL, rd, c.prev, other)
+			b, err := Forge(ctx, a, c.m, c.key, ts, cfg.RL, rd, c.prev, other)
 			if err != nil {
 				return fmt.Errorf("rl: experiment: cheater: %w", err)
 			}
 			if blobs[cfg.Peers], err = b.Encode(); err != nil {
 				return fmt.Errorf("rl: experiment: cheater: %w", err)
 			}
-			if a == attackRewards {
+			if a == AttackRewards {
 				// Keep the honest rollouts for a later replay.
 				if c.prev, err = honestBatch(ctx, c.m, c.key, ts, cfg.RL, rd); err != nil {
 					return err

@@ -23,7 +23,7 @@ func TestExperimentSmall(t *testing.T) {
 		RL:         testConfig(),
 		Peers:      2,
 		Cheater:    true,
-		Rounds:     int(numAttacks) + 1,
+		Rounds:     int(NumAttacks) + 1,
 		TrainTasks: 64,
 		Heldout:    50,
 		EvalEvery:  3,
@@ -34,7 +34,7 @@ func TestExperimentSmall(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	s := out.String()
-	for _, a := range []attack{attackOtherModel, attackRewards, attackOwnTasks, attackReplay, attackCopy} {
+	for _, a := range []Attack{AttackOtherModel, AttackRewards, AttackOwnTasks, AttackReplay, AttackCopy} {
 		if !strings.Contains(s, a.String()+": ") {
 			t.Errorf("attack %q not in the output", a)
 		}
@@ -69,6 +69,26 @@ func TestExperimentFull(t *testing.T) {
 	}
 	if n, err := strconv.Atoi(os.Getenv("TRINITY_RL_EPOCHS")); err == nil {
 		cfg.RL.Epochs = n
+	}
+	if n, err := strconv.Atoi(os.Getenv("TRINITY_RL_DRILL_STEPS")); err == nil {
+		cfg.Pretrain[0].Steps, cfg.Pretrain[0].AdamW.TotalSteps = n, n
+	}
+	if os.Getenv("TRINITY_RL_CORPUS") != "" {
+		// The mixed default corpus in two stages of 3,000 steps (the base of
+		// the first documented run).
+		stage := func(seed uint64, lr float32, warmup int) PretrainConfig {
+			ad := optimizer.DefaultAdamW()
+			ad.LR, ad.Warmup, ad.TotalSteps, ad.MinLRFrac = lr, warmup, 3000, 0.1
+			return PretrainConfig{CorpusSeed: seed, CorpusBytes: 8 << 20, Steps: 3000, B: 32, T: 32, AdamW: ad}
+		}
+		cfg.Pretrain = []PretrainConfig{stage(1, 3e-3, 50), stage(9, 1.5e-3, 20)}
+		cfg.Peers, cfg.Rounds = 4, 60
+	}
+	if n, err := strconv.Atoi(os.Getenv("TRINITY_RL_PEERS")); err == nil {
+		cfg.Peers = n
+	}
+	if os.Getenv("TRINITY_RL_PERSIST") != "" {
+		cfg.RL.FreshOptimizer = false
 	}
 	if x, err := strconv.ParseFloat(os.Getenv("TRINITY_RL_PARTIAL"), 64); err == nil {
 		cfg.RL.PartialCredit = x

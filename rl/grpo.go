@@ -2,7 +2,7 @@ package rl
 
 import (
 	"bytes"
-	"cmp"
+
 	"context"
 	"errors"
 	"fmt"
@@ -110,6 +110,9 @@ func (p *Policy) Update(ctx context.Context, batches []*Batch) (UpdateStats, err
 	}
 	if len(samples) == 0 || st.Tokens == 0 {
 		return st, nil
+	}
+	if p.cfg.FreshOptimizer {
+		p.opt.Reset()
 	}
 	if err := p.logprobs(ctx, p.m, samples, func(s *sample, lp []float64) { s.old = lp }); err != nil {
 		return st, err
@@ -344,111 +347,73 @@ func (p *Policy) weights(samples []sample, cur [][]float64, N int) ([][]float64,
 	return out, clipped
 }
 
-// term is one forward/backward pass worth of gradient: coef times the
-// gradient of the summed cross-entropy over the first n positions of seq
-// (seq holds n+1 tokens: inputs and the last target).
-type term struct {
-	seq  []int32
-	coef float64
-}
-
-// gradient writes sum_i sum_j w_ij grad CE_ij into p.acc.
-//
-// The model's Backward only gives the gradient of the mean cross-entropy
-// over all positions of a batch, with one weight. Per-token weights come from
-// causality: the first n positions of a sequence compute the same values
-// whatever follows, so with S_n = n * grad(mean CE over a forward of the
-// first n positions), grad CE at position n-1 is S_n - S_{n-1}, and by
-// summation by parts
-//
-//	sum_j w_j grad CE_(P-2+j) = -w_1 S_(P-1) + sum_j (w_j - w_(j+1)) S_(P-1+j)
-//
-// (w_(L+1) = 0). Prefixes shared by rollouts of one task merge into one term
-// (the prompt prefix's coefficients sum to about zero in a group, since
-// advantages do); terms of equal length and coefficient run as one batch.
-// In the on-policy case without KL every token of a rollout has the same
-// weight, so each rollout needs only its full-length pass and rollouts of a
-// group with equal reward and length share it.
+// gradient writes sum_i sum_j w_ij grad CE_ij into p.acc: samples of equal
+// length go through the model together, up to maxRows per pass, and
+// model.BackwardWeighted weights each completion token's cross-entropy by
+// its w (prompt positions get 0). Samples whose weights are all zero (groups
+// whose rewards do not differ, without KL) are skipped. Passes run in order
+// of length, samples in canonical order, so every peer sums alike.
 func (p *Policy) gradient(ctx context.Context, samples []sample, weights [][]float64) (int, error) {
-	coefs := map[string]*term{}
-	var order []*term
-	add := func(seq []int32, c float64) {
-		if c == 0 {
-			return
-		}
-		k := tokensKey(seq)
-		t, ok := coefs[k]
-		if !ok {
-			t = &term{seq: seq}
-			coefs[k] = t
-			order = append(order, t)
-		}
-		t.coef += c
-	}
+	// Identical rollouts (frequent: a group's samples often agree) are one
+	// row with their weights summed, in order of first appearance.
+	merged := map[string]int{}
+	var rowsOf []int     // sample index of each distinct row
+	var rowW [][]float64 // its summed weights
 	for i, s := range samples {
-		w := weights[i]
-		L := len(w)
-		if s.P-1 >= 1 {
-			add(s.seq[:s.P], -w[0])
+		if !slices.ContainsFunc(weights[i], func(w float64) bool { return w != 0 }) {
+			continue
 		}
-		for j := 1; j <= L; j++ {
-			next := 0.0
-			if j < L {
-				next = w[j]
-			}
-			add(s.seq[:s.P+j], w[j-1]-next)
+		k := tokensKey(s.seq)
+		j, ok := merged[k]
+		if !ok {
+			j = len(rowsOf)
+			merged[k] = j
+			rowsOf = append(rowsOf, i)
+			rowW = append(rowW, make([]float64, len(weights[i])))
 		}
-	}
-	var maxAbs float64
-	for _, t := range order {
-		maxAbs = max(maxAbs, math.Abs(t.coef))
-	}
-	// Coefficients that cancelled to rounding noise are dropped: their
-	// contribution is far below float32 resolution of the sum.
-	terms := order[:0]
-	for _, t := range order {
-		if math.Abs(t.coef) > 1e-9*maxAbs {
-			terms = append(terms, t)
+		for t, w := range weights[i] {
+			rowW[j][t] += w
 		}
 	}
-	slices.SortFunc(terms, func(a, b *term) int {
-		if c := cmp.Compare(len(a.seq), len(b.seq)); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.coef, b.coef); c != 0 {
-			return c
-		}
-		return slices.Compare(a.seq, b.seq)
-	})
-	clear(p.acc)
-	e := p.m.Engine()
+	byLen := map[int][]int{}
+	for j, i := range rowsOf {
+		T := len(samples[i].seq) - 1
+		byLen[T] = append(byLen[T], j)
+	}
+	lens := make([]int, 0, len(byLen))
+	for T := range byLen {
+		lens = append(lens, T)
+	}
+	slices.Sort(lens)
+	p.m.ZeroGrad()
 	passes := 0
-	for lo := 0; lo < len(terms); {
-		hi := lo + 1
-		for hi < len(terms) && hi-lo < maxRows && len(terms[hi].seq) == len(terms[lo].seq) && terms[hi].coef == terms[lo].coef {
-			hi++
+	for _, T := range lens {
+		idx := byLen[T]
+		for lo := 0; lo < len(idx); lo += maxRows {
+			if err := ctx.Err(); err != nil {
+				return passes, fmt.Errorf("rl: policy update: %w", err)
+			}
+			rows := idx[lo:min(lo+maxRows, len(idx))]
+			in, tg := make([]int32, 0, len(rows)*T), make([]int32, 0, len(rows)*T)
+			w := make([]float32, len(rows)*T)
+			for r, j := range rows {
+				s := &samples[rowsOf[j]]
+				in = append(in, s.seq[:T]...)
+				tg = append(tg, s.seq[1:]...)
+				for t, x := range rowW[j] {
+					w[r*T+s.P-1+t] = float32(x)
+				}
+			}
+			if _, err := p.m.Forward(in, tg, len(rows), T); err != nil {
+				return passes, fmt.Errorf("rl: policy update: forward: %w", err)
+			}
+			if err := p.m.BackwardWeighted(w); err != nil {
+				return passes, fmt.Errorf("rl: policy update: backward: %w", err)
+			}
+			passes++
 		}
-		if err := ctx.Err(); err != nil {
-			return passes, fmt.Errorf("rl: policy update: %w", err)
-		}
-		n, B := len(terms[lo].seq)-1, hi-lo
-		in, tg := make([]int32, 0, B*n), make([]int32, 0, B*n)
-		for _, t := range terms[lo:hi] {
-			in = append(in, t.seq[:n]...)
-			tg = append(tg, t.seq[1:]...)
-		}
-		if _, err := p.m.Forward(in, tg, B, n); err != nil {
-			return passes, fmt.Errorf("rl: policy update: forward: %w", err)
-		}
-		p.m.ZeroGrad()
-		if err := p.m.Backward(); err != nil {
-			return passes, fmt.Errorf("rl: policy update: backward: %w", err)
-		}
-		e.Scale(p.m.Grads, float32(terms[lo].coef*float64(B*n)))
-		e.AddTo(p.acc, p.m.Grads)
-		passes++
-		lo = hi
 	}
+	copy(p.acc, p.m.Grads)
 	return passes, nil
 }
 

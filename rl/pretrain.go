@@ -16,10 +16,48 @@ import (
 type PretrainConfig struct {
 	CorpusSeed  uint64
 	CorpusBytes int
-	Steps       int
-	B, T        int
-	AdamW       optimizer.AdamWConfig
+	// Arithmetic trains on the training split's arithmetic problems alone
+	// (lines "a+b=c", shuffled anew every pass over the split) instead of
+	// the mixed default corpus: a drill that reaches a policy worth
+	// post-training in a fraction of the steps. The held-out split is never
+	// in it either.
+	Arithmetic bool
+	Steps      int
+	B, T       int
+	AdamW      optimizer.AdamWConfig
 }
+
+// corpusTokens is the pre-training text of cfg.
+func (cfg PretrainConfig) corpusTokens() ([]int32, error) {
+	if !cfg.Arithmetic {
+		corpus, err := data.DefaultCorpus(cfg.CorpusSeed, cfg.CorpusBytes)
+		if err != nil {
+			return nil, err
+		}
+		return corpus.Tokens(), nil
+	}
+	if cfg.CorpusBytes < 1 || cfg.CorpusBytes > MaxDrillBytes {
+		return nil, fmt.Errorf("arithmetic drill of %d bytes out of range [1, %d]", cfg.CorpusBytes, MaxDrillBytes)
+	}
+	text := make([]byte, 0, cfg.CorpusBytes+64)
+	for pass := uint64(0); len(text) < cfg.CorpusBytes; pass++ {
+		tasks, err := data.ArithmeticTasks(cfg.CorpusSeed+pass, data.SplitTrain, drillProblems)
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range tasks {
+			text = append(append(append(text, t.Prompt...), t.Answer...), '\n')
+		}
+	}
+	return data.ByteTokenizer{}.EncodeBytes(text[:cfg.CorpusBytes]), nil
+}
+
+// MaxDrillBytes bounds an arithmetic drill corpus.
+const MaxDrillBytes = 1 << 28
+
+// drillProblems is how many training-split problems one pass of the drill
+// holds (ArithmeticTasks draws them without replacement).
+const drillProblems = 10000
 
 // Pretrain trains m from its current parameters on the default corpus with
 // optimizer.InnerStep, the step trainers run in the network, page by page in
@@ -28,11 +66,10 @@ func Pretrain(ctx context.Context, m *model.GPT, cfg PretrainConfig, onStep func
 	if cfg.Steps <= 0 || cfg.B <= 0 || cfg.T <= 1 || cfg.T > m.Config.Context {
 		return fmt.Errorf("rl: pretrain: bad sizes steps=%d B=%d T=%d (context %d)", cfg.Steps, cfg.B, cfg.T, m.Config.Context)
 	}
-	corpus, err := data.DefaultCorpus(cfg.CorpusSeed, cfg.CorpusBytes)
+	toks, err := cfg.corpusTokens()
 	if err != nil {
 		return fmt.Errorf("rl: pretrain: %w", err)
 	}
-	toks := corpus.Tokens()
 	pageSize := cfg.T * cfg.B
 	n := data.NumPages(len(toks), pageSize)
 	if n <= 0 {

@@ -82,6 +82,34 @@ func TestTaskFile(t *testing.T) {
 	}
 }
 
+// FuzzReadTaskSet: any task file either yields a valid task set whose
+// every task a prompt encoder accepts, or an error naming the file's
+// problem; never a panic.
+func FuzzReadTaskSet(f *testing.F) {
+	f.Add([]byte("{\"prompt\":\"1+1=\",\"answer\":\"2\"}\n{\"prompt\":\"q\",\"answer\":\"a\"}\n"))
+	f.Add([]byte("{\"prompt\":\"a\",\"answer\":\"b\nc\"}\n"))
+	f.Add([]byte("{\"prompt\":\"\\u0000\",\"answer\":\"\\ud800\"}"))
+	f.Add([]byte("\n\n{}\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		ts, err := ReadTaskSet(bytes.NewReader(in), 1<<16)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "rl: ") {
+				t.Fatalf("error without context: %v", err)
+			}
+			return
+		}
+		if len(ts.Tasks) == 0 {
+			t.Fatal("empty task set accepted")
+		}
+		enc := PromptEncoder{Prefix: "\n"}
+		for i, task := range ts.Tasks {
+			if _, err := enc.Encode(task); err != nil {
+				t.Fatalf("task %d accepted by the reader, refused by the encoder: %v", i, err)
+			}
+		}
+	})
+}
+
 func TestWilson(t *testing.T) {
 	lo, hi := Eval{Correct: 50, Total: 100}.Wilson()
 	if math.Abs(lo-0.404) > 0.002 || math.Abs(hi-0.596) > 0.002 {
@@ -90,7 +118,7 @@ func TestWilson(t *testing.T) {
 }
 
 // rollAll makes the honest batches of n peers for a round.
-func rollAll(t *testing.T, n int, rd Round, cfg Config, ts *TaskSet) []*Batch {
+func rollAll(t testing.TB, n int, rd Round, cfg Config, ts *TaskSet) []*Batch {
 	t.Helper()
 	m := tinyPolicy(t, 1)
 	var out []*Batch

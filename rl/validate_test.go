@@ -76,17 +76,17 @@ func TestAttacksRejected(t *testing.T) {
 	}
 	exp := Expect{Round: rd, Peer: pubOf(cheat)}
 	for _, c := range []struct {
-		a    attack
+		a    Attack
 		want []error
 	}{
-		{attackOtherModel, []error{ErrProof}},
-		{attackRewards, []error{ErrReward}},
-		{attackOwnTasks, []error{ErrAssignment}},
-		{attackReplay, []error{ErrAssignment, ErrBinding}},
-		{attackCopy, []error{ErrAssignment}},
+		{AttackOtherModel, []error{ErrProof}},
+		{AttackRewards, []error{ErrReward}},
+		{AttackOwnTasks, []error{ErrAssignment}},
+		{AttackReplay, []error{ErrAssignment, ErrBinding}},
+		{AttackCopy, []error{ErrAssignment}},
 	} {
 		t.Run(c.a.String(), func(t *testing.T) {
-			b, err := forge(ctx, c.a, m, cheat, ts, cfg, rd, prev, other)
+			b, err := Forge(ctx, c.a, m, cheat, ts, cfg, rd, prev, other)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,5 +1,7 @@
 // Package verify scores the contributions trainers send in a round: the
-// loss-improvement gauntlet that validators run on every sampled blob.
+// loss-improvement gauntlet that validators run on every sampled blob, the
+// round-wide screens and standing that stop dishonest trainers, and the
+// consensus that stops a dishonest validator (docs/verification.md).
 //
 // A contribution is one SparseLoCo blob (see package optimizer): the
 // compressed pseudo-gradient c of a trainer for round r, computed from the
@@ -30,6 +32,23 @@
 // slightly) and a contribution copied from another trainer's work, or trained
 // on other data, does only by chance, so smoothing over rounds separates them.
 // A contribution that fails gets Score 0.
+//
+// Round screens (ScreenRound), once the round's contributions are scored:
+// copies (Cosine of the decoded sparse updates >= Screen.CopyCosine: the
+// later-announced of the two fails), norm outliers (above
+// Screen.NormOutlier times the round's median norm) and the bar (a passing
+// score under Screen.MinScoreFrac of the round's median passing score).
+//
+// Standing (Standing.Record): per trainer, an exponential moving average of
+// its round scores (Smooth; 0 for a round it missed, was late in or failed,
+// so missing work decays its standing by alpha per round), and strikes: a
+// failure bans the trainer for Policy.BanRounds rounds, doubling with each
+// further strike up to Policy.MaxBan; Policy.Forgive consecutive passes
+// remove a strike.
+//
+// Consensus (Consensus): with several validators, a contribution's score is
+// the stake-weighted median of their votes, so validators with less than
+// half of the voting stake cannot move it.
 //
 // Everything here is a pure function of its inputs: the model's kernels are
 // deterministic, so every validator computes the same numbers.
@@ -74,6 +93,12 @@ type Batch struct {
 // ErrRejected is wrapped by every failed check of Check.
 var ErrRejected = errors.New("verify: contribution rejected")
 
+// ErrStaleBase is wrapped (with ErrRejected) when the contribution was
+// computed from another state than the round's: late work, not malice as
+// such (an honest trainer that had not applied the last manifest yet sends
+// one), so the caller counts it as a miss rather than a failure.
+var ErrStaleBase = errors.New("verify: contribution computed from another state")
+
 // Check decodes blob into c (from ch.NewCompressed) and runs the format
 // checks: strict decoding, the round, the base state hash (claimed, from the
 // trainer's announcement, against want, the validator's own), finiteness and
@@ -84,7 +109,7 @@ func Check(ch *optimizer.Chunking, blob []byte, round uint64, claimed, want [32]
 		return 0, fmt.Errorf("verify: dense buffer has %d entries, want %d", len(dense), ch.NumParams)
 	}
 	if claimed != want {
-		return 0, fmt.Errorf("%w: base state %x, want %x", ErrRejected, claimed[:8], want[:8])
+		return 0, fmt.Errorf("%w: %w: base state %x, want %x", ErrRejected, ErrStaleBase, claimed[:8], want[:8])
 	}
 	if err := ch.Decode(blob, c); err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrRejected, err)

@@ -20,6 +20,7 @@ var experiments = map[string]struct {
 	"grail":      {"GRAIL proofs: honest acceptance, attacks rejected, cost", runGrailExperiment},
 	"sparseloco": {"SparseLoCo vs DiLoCo, DeMo and DDP: loss and bytes per round", runSparseLoCoExperiment},
 	"rl":         {"GRPO post-training on verified rollouts: held-out accuracy before and after", runRLExperiment},
+	"robustness": {"honest trainers beside adversaries and a dishonest validator vs an all-honest run", runRobustnessExperiment},
 	"replay":     {"proof of training work on the testnet: a lazy trainer passes the gauntlet, replay catches it", runReplayExperiment},
 }
 
@@ -89,8 +90,14 @@ func runRLExperiment(ctx context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "RL rounds")
 	fs.IntVar(&cfg.Peers, "peers", cfg.Peers, "honest rollout peers")
 	fs.BoolVar(&cfg.Cheater, "cheater", cfg.Cheater, "add a rollout peer that cheats a different way each round")
+	fs.IntVar(&cfg.Pretrain[0].Steps, "pretrain-steps", cfg.Pretrain[0].Steps, "pre-training steps (arithmetic drill, cosine schedule over them)")
+	fs.IntVar(&cfg.RL.Problems, "problems", cfg.RL.Problems, "tasks per rollout peer per round")
+	lr := fs.Float64("lr", float64(cfg.RL.AdamW.LR), "AdamW learning rate of the policy update")
+	fs.BoolVar(&cfg.RL.FreshOptimizer, "fresh-optimizer", cfg.RL.FreshOptimizer, "start every round's update from zero AdamW moments (as the network does)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	cfg.Pretrain[0].AdamW.TotalSteps = cfg.Pretrain[0].Steps
+	cfg.RL.AdamW.LR = float32(*lr)
 	return rl.Experiment(ctx, cfg, env.stdout)
 }

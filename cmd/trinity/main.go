@@ -38,7 +38,7 @@ func commands() map[string]command {
 		"version":      {"print the version", runVersion},
 		"verify-proof": {"check a GRAIL proof of generation against a checkpoint", runVerifyProof},
 		"testnet":      {"run a whole network in one process on loopback (bootstrap, validator, trainers)", runTestnet},
-		"join":         {"join a network as a trainer: trinity join --genesis FILE", runJoin},
+		"join":         {"join a network as a trainer or rollout peer: trinity join --genesis FILE [--role rollout]", runJoin},
 		"validate":     {"run a validator: trinity validate --genesis FILE --key FILE", runValidate},
 		"bootstrap":    {"run a bootstrap and relay node for a network", runBootstrap},
 		"genesis":      {"write a genesis file defining a network", runGenesis},

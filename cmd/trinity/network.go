@@ -85,6 +85,8 @@ func runGenesis(_ context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&hp.TopK, "top-k", hp.TopK, "entries kept per chunk")
 	fs.IntVar(&hp.ChunkSize, "chunk-size", hp.ChunkSize, "chunk size")
 	outerLR := fs.Float64("outer-lr", float64(hp.OuterLR), "outer learning rate")
+	var stage rlGenesisFlags
+	stage.register(fs)
 	replayOn := fs.Bool("replay", false, "proof of training work: validators replay sampled inner steps (default policy)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -100,6 +102,9 @@ func runGenesis(_ context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	g.Start = t
+	if err := stage.apply(g, *out); err != nil {
+		return err
+	}
 	for _, v := range validators {
 		id, stake, _ := strings.Cut(v, ":")
 		s := uint64(1)
@@ -159,14 +164,15 @@ type peerFlags struct {
 	genesis, dataDir, status string
 	listen, boots            listFlag
 	threads                  int
-	mdns                     bool
+	mdns, dashboard          bool
 	adversary                string
 }
 
 func (f *peerFlags) register(fs *flag.FlagSet, role string) {
 	fs.StringVar(&f.genesis, "genesis", "", "genesis file, required")
 	fs.StringVar(&f.dataDir, "data-dir", "", "data directory (default ~/.trinity/<network>/"+role+")")
-	fs.StringVar(&f.status, "status", "127.0.0.1:7070", "HTTP status endpoint (/status, /metrics); empty disables")
+	fs.StringVar(&f.status, "status", "127.0.0.1:7070", "HTTP status endpoint (/status, /metrics, the dashboard); empty disables")
+	fs.BoolVar(&f.dashboard, "dashboard", true, "serve the web dashboard at / of the status endpoint")
 	fs.Var(&f.listen, "listen", "listen multiaddr (repeatable; default TCP and QUIC on port 4001)")
 	fs.Var(&f.boots, "bootstrap", "bootstrap multiaddr (repeatable; default: the genesis's)")
 	fs.IntVar(&f.threads, "threads", 0, "compute threads (0: all cores)")
@@ -208,14 +214,15 @@ func runJoin(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "join")
 	var pf peerFlags
 	pf.register(fs, "trainer")
+	role := fs.String("role", string(node.RoleTrainer), "trainer (pre-training stage) or rollout (RL stage)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, err := pf.config(node.RoleTrainer)
+	cfg, err := pf.config(node.Role(*role))
 	if err != nil {
 		return err
 	}
-	return runPeer(ctx, env, cfg, pf.status)
+	return runPeer(ctx, env, cfg, pf)
 }
 
 func runValidate(ctx context.Context, env *cliEnv, args []string) error {
@@ -242,12 +249,12 @@ func runValidate(ctx context.Context, env *cliEnv, args []string) error {
 	if *attestEvery > 0 {
 		opts = append(opts, node.WithComputeAttestation(*attestEvery))
 	}
-	return runPeer(ctx, env, cfg, pf.status, opts...)
+	return runPeer(ctx, env, cfg, pf, opts...)
 }
 
 // runPeer runs a trainer or validator until ctx ends, printing a progress
 // line per round.
-func runPeer(ctx context.Context, env *cliEnv, cfg node.Config, status string, opts ...node.Option) error {
+func runPeer(ctx context.Context, env *cliEnv, cfg node.Config, pf peerFlags, opts ...node.Option) error {
 	pr := &progress{w: env.stdout, tty: isTerminal(env.stdout)}
 	opts = append(opts, node.WithLogger(env.log), node.WithObserver(pr.event))
 	n, err := node.New(ctx, cfg, opts...)
@@ -264,14 +271,12 @@ func runPeer(ctx context.Context, env *cliEnv, cfg node.Config, status string, o
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if status != "" {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = node.ServeStatus(ctx, status, n, env.log, func(a net.Addr) {
-				fmt.Fprintf(env.stdout, "status http://%s/status  metrics http://%s/metrics\n", a, a)
-			})
-		}()
+	if pf.status != "" {
+		a, err := startStatus(ctx, env, &wg, pf.status, n, pf.dashboard)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.stdout, statusLine(a, pf.dashboard))
 	}
 	if g := cfg.Genesis; time.Now().Before(g.Start) {
 		fmt.Fprintf(env.stdout, "round 0 starts at %s (in %s)\n", g.Start.Format(time.RFC3339), time.Until(g.Start).Round(time.Second))
@@ -328,7 +333,8 @@ func runBootstrap(ctx context.Context, env *cliEnv, args []string) error {
 	genesis := fs.String("genesis", "", "genesis file (for the network ID), required")
 	dataDir := fs.String("data-dir", "", "data directory (default ~/.trinity/<network>/bootstrap)")
 	keyPath := fs.String("key", "", "key file (default: DATA-DIR/identity.key); its peer ID is what the genesis's bootstrap addresses name")
-	status := fs.String("status", "127.0.0.1:7071", "HTTP status endpoint; empty disables")
+	status := fs.String("status", "127.0.0.1:7071", "HTTP status endpoint (and dashboard); empty disables")
+	dashboard := fs.Bool("dashboard", true, "serve the web dashboard at / of the status endpoint")
 	var listen listFlag
 	fs.Var(&listen, "listen", "listen multiaddr (repeatable; default TCP and QUIC on port 4001)")
 	if err := parse(fs, args); err != nil {
@@ -370,8 +376,8 @@ func runBootstrap(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	if *status != "" {
 		return node.ServeStatus(ctx, *status, b, env.log, func(a net.Addr) {
-			fmt.Fprintf(env.stdout, "status http://%s/status\n", a)
-		})
+			fmt.Fprintln(env.stdout, statusLine(a, *dashboard))
+		}, node.WithDashboard(*dashboard))
 	}
 	<-ctx.Done()
 	return nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"os"
 	"sort"
 	"sync"
@@ -26,7 +25,9 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	fs.IntVar(&tpl.Params.InnerSteps, "inner-steps", tpl.Params.InnerSteps, "inner steps per round (H)")
 	fs.IntVar(&tpl.Data.Bytes, "corpus-bytes", tpl.Data.Bytes, "size of the embedded corpus")
 	dir := fs.String("dir", "", "data directories of the peers (default: a temporary directory, removed at the end)")
-	status := fs.String("status", "", "serve the validator's /status and /metrics on this address")
+	status := fs.String("status", "", "serve the lead validator's status endpoint on this address (default: --dashboard-addr)")
+	dashboard := fs.Bool("dashboard", true, "serve every node's dashboard (and /status, /metrics) on --dashboard-addr")
+	dashAddr := fs.String("dashboard-addr", "127.0.0.1:0", "address of the first node's dashboard; the others take the next ports (port 0: any free ports)")
 	verbose := fs.Bool("v", false, "log every node's events to stderr")
 	replayOn := fs.Bool("replay", false, "proof of training work: validators replay sampled inner steps (default policy)")
 	advFlag := fs.String("adversaries", "", "extra peers playing adversaries, as MODE[:N],... (modes: "+adversaryNames()+")")
@@ -75,15 +76,8 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	defer wg.Wait()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if *status != "" {
-		v := tn.Members()[0].Node
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = node.ServeStatus(sctx, *status, v, env.log, func(a net.Addr) {
-				fmt.Fprintf(env.stdout, "validator status http://%s/status\n", a)
-			})
-		}()
+	if err := serveTestnetStatus(sctx, env, &wg, tn, *status, *dashAddr, *dashboard); err != nil {
+		return err
 	}
 	fmt.Fprintf(env.stdout, "%5s  %8s  %13s  %16s  %8s  %10s  %s\n", "round", "val loss", "contributions", "bytes/trainer", "vs fp32", "bytes/peer", "state (peers agreeing)")
 	timeout := 4*g.Params.RoundLength() + 30*time.Second
@@ -113,11 +107,14 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintf(env.stdout, "%5d  no manifest (round skipped)\n", r)
 			continue
 		}
-		fmt.Fprintf(env.stdout, "%5d  %s  %6d of %-4d  %16s  %8s  %10s  %s (%d/%d %s)\n", r, vl, rep.Contributors, *trainers,
+		fmt.Fprintf(env.stdout, "%5d  %s  %6d of %-4d  %16s  %8s  %10s  %s (%d/%d %s)\n", r, vl, rep.Contributors, *trainers+trainerAdversaries(advs),
 			human(rep.BlobBytes), ratio, human(rep.NetBytes), rep.Hash.Short(), rep.Peers, rep.Running, agree)
 		last = rep
 	}
 	printPhases(env, tn, last)
+	if len(advs) > 0 {
+		printAdversaries(env, tn)
+	}
 	return nil
 }
 

@@ -9,9 +9,11 @@
 // step does not allocate.
 //
 // Contract:
-//   - Forward, Backward and the Session give the same bits on every tensor
-//     ISA path and thread count (the kernels' determinism contract, and this
-//     package's own reductions run in a fixed order).
+//   - Forward, Backward (the mean cross-entropy), BackwardWeighted (any
+//     per-position weights; Backward is its uniform case, bit for bit) and
+//     the Session give the same bits on every tensor ISA path and thread
+//     count (the kernels' determinism contract, and this package's own
+//     reductions run in a fixed order).
 //   - A Session step returns bit for bit the logits and hidden state that a
 //     Forward over the same prefix gives at that position, whatever the batch
 //     shape, so a verifier's teacher-forced Forward reproduces a prover's

@@ -356,12 +356,38 @@ func (m *GPT) Backward() error {
 	if !m.hasTgt {
 		return errors.New("model: Backward needs a successful Forward with targets first")
 	}
+	// Loss: mean over positions, so each position's loss has weight 1/BT.
+	m.e.Fill(m.a.dlosses, float32(1/float64(m.a.B*m.a.T)))
+	return m.backward()
+}
+
+// BackwardWeighted accumulates the gradient of sum_i w[i] * CE_i into Grads,
+// CE_i being the cross-entropy of the last Forward at position i (row-major
+// over B x T; a zero weight drops a position). Backward is the case
+// w[i] = 1/(B*T); the arithmetic after the weights is the same, so the
+// result is as deterministic across thread counts and ISA paths.
+func (m *GPT) BackwardWeighted(w []float32) error {
+	if !m.hasTgt {
+		return errors.New("model: BackwardWeighted needs a successful Forward with targets first")
+	}
+	if len(w) != m.a.B*m.a.T {
+		return fmt.Errorf("model: %d loss weights for %d positions", len(w), m.a.B*m.a.T)
+	}
+	for i, x := range w {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return fmt.Errorf("model: loss weight %d is %v", i, x)
+		}
+	}
+	copy(m.a.dlosses, w)
+	return m.backward()
+}
+
+// backward back-propagates the per-position loss weights in a.dlosses.
+func (m *GPT) backward() error {
 	e, p, g, a := m.e, &m.p, &m.g, &m.a
 	c := m.Config
 	BT, C, V := a.B*a.T, c.Width, c.Vocab
 
-	// Loss: mean over positions, so each position's loss has weight 1/BT.
-	e.Fill(a.dlosses, float32(1/float64(BT)))
 	e.Fill(a.dlogits, 0)
 	e.CrossEntropyBackward(a.dlogits, a.probs, m.tgt, a.dlosses, BT, V)
 	// LM head (tied) and ln_f.
