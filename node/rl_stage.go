@@ -170,6 +170,7 @@ func (s *rlStage) scoreNext(ctx context.Context, vr *valRound, r uint64) {
 			}
 			vr.results[p] = e
 			if e.OK {
+				vr.decoded[p] = checked{} // checked here: the composer may list it
 				n.log.Debug("rollouts accepted", "round", r, "peer", p, "rollouts", vd.Rollouts, "correct", vd.Correct, "verified", vd.Verified)
 			} else {
 				n.log.Info("rollouts rejected", "round", r, "peer", p, "reason", e.Reason)

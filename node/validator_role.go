@@ -45,7 +45,7 @@ type valRound struct {
 	queue     []peer.ID // fetched, to score
 	results   map[peer.ID]ScoreEntry
 	outcome   map[peer.ID]verify.Outcome
-	decoded   map[peer.ID]checked // passed verify.Check
+	decoded   map[peer.ID]checked // passed this validator's checks (verify.Check; in the RL stage, the batch check)
 	others    map[peer.ID]*Scores // from other validators
 	sampled   bool
 	published bool // scores
