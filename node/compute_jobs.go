@@ -85,8 +85,8 @@ func (p *ComputeProvider) generate(ctx context.Context, j *JobRequest) ([]byte, 
 	if err != nil {
 		return nil, err
 	}
-	if p.cheat != nil && p.cheat.proof != nil {
-		p.cheat.proof(proof)
+	if c := p.cheat.Load(); c != nil && c.proof != nil {
+		c.proof(proof)
 		if err := proof.Sign(p.priv); err != nil {
 			return nil, err
 		}
@@ -108,7 +108,7 @@ func (p *ComputeProvider) runSteps(ctx context.Context, j *JobRequest, k int, ea
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if p.cheat == nil || p.cheat.step == nil || p.cheat.step(s) {
+		if c := p.cheat.Load(); c == nil || c.step == nil || c.step(s) {
 			if err := r.step(s); err != nil {
 				return nil, err
 			}
@@ -146,9 +146,9 @@ func (p *ComputeProvider) trainJob(ctx context.Context, j *JobRequest, id Hash) 
 		return nil, err
 	}
 	res.Params = floatsLE(r.m.Params)
-	if p.cheat != nil && p.cheat.params != nil {
+	if c := p.cheat.Load(); c != nil && c.params != nil {
 		x := append([]float32(nil), r.m.Params...)
-		p.cheat.params(x)
+		c.params(x)
 		res.Params = floatsLE(x)
 	}
 	p.mu.Lock()
@@ -188,9 +188,9 @@ func (p *ComputeProvider) serveState(ctx context.Context, _ peer.ID, req []byte)
 	}
 	p.mu.Unlock()
 	if b != nil {
-		if p.cheat != nil && p.cheat.state != nil {
+		if c := p.cheat.Load(); c != nil && c.state != nil {
 			b = append([]byte(nil), b...)
-			p.cheat.state(q.Step, b)
+			c.state(q.Step, b)
 		}
 		return b, nil
 	}

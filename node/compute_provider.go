@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -57,7 +58,7 @@ type ComputeProvider struct {
 
 	// cheat, set only by this package's tests, makes the provider lie
 	// through its real code paths.
-	cheat *computeCheat
+	cheat atomic.Pointer[computeCheat]
 }
 
 type computeCheat struct {
@@ -317,8 +318,8 @@ func (p *ComputeProvider) serveOpen(ctx context.Context, _ peer.ID, req []byte) 
 	if err != nil {
 		return nil, err
 	}
-	if p.cheat != nil && p.cheat.opening != nil {
-		p.cheat.opening(op)
+	if c := p.cheat.Load(); c != nil && c.opening != nil {
+		c.opening(op)
 	}
 	return op.MarshalBinary()
 }

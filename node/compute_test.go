@@ -129,7 +129,7 @@ func TestComputeMarket(t *testing.T) {
 	honest := env.provider("honest", WithClaim(1e-3))
 	over := env.provider("overclaim", WithClaim(1e6))
 	liar := env.provider("liar", WithClaim(1e-3))
-	liar.cheat = &computeCheat{opening: func(op *attest.Opening) { op.Values[len(op.Values)/2]++ }}
+	liar.cheat.Store(&computeCheat{opening: func(op *attest.Opening) { op.Values[len(op.Values)/2]++ }})
 	c := env.client(attest.WithSizes(64, 96))
 
 	waitUntil(t, 60*time.Second, "three records on the DHT", func() bool {
@@ -265,10 +265,10 @@ func TestComputeJobs(t *testing.T) {
 	env := newComputeEnv(t)
 	honest := env.provider("honest")
 	liar := env.provider("liar")
-	liar.cheat = &computeCheat{
+	liar.cheat.Store(&computeCheat{
 		proof: func(p *grail.Proof) { p.Tokens[len(p.Tokens)/2] = (p.Tokens[len(p.Tokens)/2] + 1) % int32(p.Vocab) },
 		step:  func(j int) bool { return j != 1 },
-	}
+	})
 	c := env.client()
 	ctx, cancel := context.WithTimeout(env.ctx, 5*time.Minute)
 	defer cancel()
@@ -335,7 +335,7 @@ func TestComputeJobs(t *testing.T) {
 			{"states edited when served", computeCheat{state: func(_ int, b []byte) { b[len(b)-1] ^= 1 }}},
 		} {
 			// Caught whichever step is checked: one check suffices.
-			liar.cheat = &tc.cheat
+			liar.cheat.Store(&tc.cheat)
 			if _, err := c.Train(ctx, liar.net.ID(), pages, steps, 1); !errors.Is(err, ErrJobRejected) {
 				t.Errorf("%s: %v, want rejection", tc.name, err)
 			}
@@ -345,7 +345,7 @@ func TestComputeJobs(t *testing.T) {
 	// probability s/N (1 - (1-f)^s for f = 1/N with distinct steps): with
 	// s = 1 of 4, about a quarter of the jobs are rejected.
 	t.Run("catch rate", func(t *testing.T) {
-		liar.cheat = &computeCheat{step: func(j int) bool { return j != 1 }}
+		liar.cheat.Store(&computeCheat{step: func(j int) bool { return j != 1 }})
 		const trials = 40
 		caught := 0
 		for range trials {
