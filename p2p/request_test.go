@@ -186,9 +186,11 @@ func TestRequestHostileServer(t *testing.T) {
 // and honest requests still succeed afterwards.
 func TestRequestHostileClient(t *testing.T) {
 	release := make(chan struct{})
+	holding := make(chan struct{}, 1) // the blocking request holds the slot
 	client, server := requestPair(t, HandlerConfig{MaxRequest: 100, Timeout: time.Second, MaxConcurrent: 1},
 		func(ctx context.Context, from peer.ID, req []byte) ([]byte, error) {
 			if string(req) == "block" {
+				holding <- struct{}{}
 				select {
 				case <-release:
 				case <-ctx.Done():
@@ -251,16 +253,15 @@ func TestRequestHostileClient(t *testing.T) {
 			_, err := client.Request(context.Background(), server.ID(), "test", []byte("block"), 100, 5*time.Second)
 			errc <- err
 		}()
-		var st ReqStatus
-		var ok bool
-		// The blocking request holds the only slot once it has arrived.
-		for range 100 {
-			_, err := client.Request(context.Background(), server.ID(), "test", []byte("x"), 100, 5*time.Second)
-			if st, ok = remoteStatus(err); ok && st == ReqBusy {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
+		// Once the blocking request holds the only slot, another is busy.
+		// (Polling instead raced: a poll could take the slot first.)
+		select {
+		case <-holding:
+		case err := <-errc:
+			t.Fatalf("blocking request ended early: %v", err)
 		}
+		_, err := client.Request(context.Background(), server.ID(), "test", []byte("x"), 100, 5*time.Second)
+		st, _ := remoteStatus(err)
 		close(release)
 		if st != ReqBusy {
 			t.Errorf("second concurrent request: status %v, want busy", st)
