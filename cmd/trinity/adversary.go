@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -108,15 +107,12 @@ func runRobustnessExperiment(ctx context.Context, env *cliEnv, args []string) er
 		}
 	}
 	cfg.Modes = advs
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "trinity-robustness")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		*dir = d
+	runPath, cleanup, err := runDir(*dir, "trinity-robustness")
+	if err != nil {
+		return err
 	}
-	cfg.Dir = *dir
+	defer cleanup()
+	cfg.Dir = runPath
 	if *verbose {
 		cfg.Logger = env.log
 	}

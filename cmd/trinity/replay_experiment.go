@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
 
 	"github.com/trinity-net/trinity/node"
 )
@@ -28,23 +26,17 @@ func runReplayExperiment(ctx context.Context, env *cliEnv, args []string) error 
 	if cfg.Honest < 1 || cfg.Validators < 1 || cfg.Rounds < 1 {
 		return fmt.Errorf("--honest, --validators and --rounds must be >= 1")
 	}
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "trinity-replay")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		*dir = d
+	runPath, cleanup, err := runDir(*dir, "trinity-replay")
+	if err != nil {
+		return err
 	}
-	cfg.Dir = *dir
-	cfg.Logger = slog.New(slog.DiscardHandler)
-	if *verbose {
-		cfg.Logger = env.log
-	}
+	defer cleanup()
+	cfg.Dir = runPath
+	cfg.Logger = nodeLogger(env, *verbose)
 	p := g.Params.Replay
 	fmt.Fprintf(env.stdout, "replay experiment: %d honest trainers + 1 lazy (half the steps at double the learning rate), %d validator(s)\n", cfg.Honest, cfg.Validators)
 	fmt.Fprintf(env.stdout, "model %v, rounds of %v, H=%d; challenge rate %g, %d step(s) per challenge, exclusion %d rounds (+ the failed one)\n",
 		g.Model, g.Params.RoundLength(), g.Params.InnerSteps, p.Rate, p.Checks, p.ExcludeRounds)
-	_, err := node.RunReplayExperiment(ctx, cfg, env.stdout)
+	_, err = node.RunReplayExperiment(ctx, cfg, env.stdout)
 	return err
 }

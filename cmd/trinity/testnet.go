@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
-	"os"
 	"sort"
 	"sync"
 	"time"
@@ -44,19 +42,13 @@ func runTestnet(ctx context.Context, env *cliEnv, args []string) error {
 	if *trainers < 1 || *validators < 1 || *rounds < 0 {
 		return fmt.Errorf("--trainers and --validators must be >= 1 and --rounds >= 0")
 	}
-	if *dir == "" {
-		d, err := os.MkdirTemp("", "trinity-testnet")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(d)
-		*dir = d
+	runPath, cleanup, err := runDir(*dir, "trinity-testnet")
+	if err != nil {
+		return err
 	}
-	log := slog.New(slog.DiscardHandler)
-	if *verbose {
-		log = env.log
-	}
-	tn, err := node.NewTestnet(ctx, node.TestnetConfig{Dir: *dir, Trainers: *trainers, Validators: *validators, Model: tpl, Logger: log, StartDelay: 3 * time.Second, Adversaries: advs})
+	defer cleanup()
+	log := nodeLogger(env, *verbose)
+	tn, err := node.NewTestnet(ctx, node.TestnetConfig{Dir: runPath, Trainers: *trainers, Validators: *validators, Model: tpl, Logger: log, StartDelay: 3 * time.Second, Adversaries: advs})
 	if err != nil {
 		return err
 	}
