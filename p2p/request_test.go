@@ -248,17 +248,28 @@ func TestRequestHostileClient(t *testing.T) {
 		}
 	})
 	t.Run("busy", func(t *testing.T) {
-		errc := make(chan error, 1)
-		go func() {
-			_, err := client.Request(context.Background(), server.ID(), "test", []byte("block"), 100, 5*time.Second)
-			errc <- err
-		}()
 		// Once the blocking request holds the only slot, another is busy.
-		// (Polling instead raced: a poll could take the slot first.)
-		select {
-		case <-holding:
-		case err := <-errc:
-			t.Fatalf("blocking request ended early: %v", err)
+		// (Polling instead raced: a poll could take the slot first.) The
+		// previous subtest's stalled request may still hold the slot for a
+		// moment, so the blocking request is retried while it is busy.
+		errc := make(chan error, 1)
+		for tries, held := 0, false; !held; tries++ {
+			if tries == 250 {
+				t.Fatal("the slot stayed busy for 5 s after the previous subtest")
+			}
+			go func() {
+				_, err := client.Request(context.Background(), server.ID(), "test", []byte("block"), 100, 5*time.Second)
+				errc <- err
+			}()
+			select {
+			case <-holding:
+				held = true
+			case err := <-errc:
+				if st, ok := remoteStatus(err); !ok || st != ReqBusy {
+					t.Fatalf("blocking request ended early: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 		}
 		_, err := client.Request(context.Background(), server.ID(), "test", []byte("x"), 100, 5*time.Second)
 		st, _ := remoteStatus(err)
