@@ -8,6 +8,7 @@ import (
 	"github.com/ipfs/go-cid"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Provide timing. Provider records live 48 h in kad-dht; blobs matter for a
@@ -33,12 +34,26 @@ func (n *Node) newDHT(h host.Host) (*dht.IpfsDHT, error) {
 		dht.Mode(mode),
 		dht.ProtocolPrefix(n.cfg.NetworkID.protocolPrefix()),
 		dht.DisableValues(),
-		dht.BootstrapPeers(n.bootstrap...),
+		dht.BootstrapPeersFunc(n.dhtBootstrapPeers),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: starting DHT: %w", err)
 	}
 	return d, nil
+}
+
+// dhtBootstrapPeers gives the DHT the bootstrap peers once the host
+// listens, and none before. libp2p.New builds the DHT before the swarm
+// listens, and the DHT dials its bootstrap peers at once: such a dial finds
+// no listening socket to reuse and leaves from a fresh port, and the
+// connection, kept for the node's life, shows the remote peer an address
+// behind our NAT that nobody can punch a hole to (see docs/network.md, NAT
+// traversal). startDiscovery dials them once the host listens.
+func (n *Node) dhtBootstrapPeers() []peer.AddrInfo {
+	if !n.listening.Load() {
+		return nil
+	}
+	return n.bootstrap
 }
 
 // provide announces c on the DHT. With an empty routing table there is

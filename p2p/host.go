@@ -68,6 +68,10 @@ type Node struct {
 	scoresMu sync.Mutex
 	scores   map[peer.ID]float64
 
+	// listening is set once libp2p.New has returned, i.e. the host
+	// listens; until then nothing may dial (dhtBootstrapPeers).
+	listening atomic.Bool
+
 	provMu      sync.Mutex
 	unprovided  map[cid.Cid]bool
 	bootstrap   []peer.AddrInfo
@@ -216,6 +220,7 @@ func (n *Node) startHost() error {
 		return fmt.Errorf("p2p: starting libp2p host: %w", err)
 	}
 	n.host = h
+	n.listening.Store(true)
 	return n.watchReachability()
 }
 
