@@ -637,16 +637,23 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 			n.post(ctx, func() {
 				n.dashScores(env.Sender, s)
 				if n.va != nil {
-					n.va.onScores(env.Sender, s)
+					n.va.onScores(env, s)
 				}
 			})
 		case p2p.TopicManifest:
-			mm, err := manifestFromEnvelope(env, n.gen)
+			mm, err := decodeManifestEnvelope(env, n.gen)
 			if err != nil {
 				n.log.Warn("bad manifest", "err", err)
 				continue
 			}
 			mm.from = msg.ReceivedFrom
+			if err := mm.checkChoice(n.gen); err != nil {
+				// Well formed and signed by a validator, but it lists what
+				// its score vectors do not pass: counted like a manifest
+				// that lost the fork choice, so a fallback's takes the round.
+				n.post(ctx, func() { n.rejectChoice(mm, err) })
+				continue
+			}
 			// Every peer keeps every manifest as a blob, so that peers that
 			// fell behind can walk the chain back from any of them.
 			n.spawn(func() {

@@ -45,8 +45,8 @@ type valRound struct {
 	queue     []peer.ID // fetched, to score
 	results   map[peer.ID]ScoreEntry
 	outcome   map[peer.ID]verify.Outcome
-	decoded   map[peer.ID]checked // passed this validator's checks (verify.Check; in the RL stage, the batch check)
-	others    map[peer.ID]*Scores // from other validators
+	decoded   map[peer.ID]checked    // passed this validator's checks (verify.Check; in the RL stage, the batch check)
+	vectors   map[peer.ID]heldScores // validators' signed score vectors, own included
 	sampled   bool
 	published bool // scores
 	manifest  bool // published by us
@@ -78,7 +78,7 @@ func (v *validatorRole) round(r uint64) *valRound {
 	if vr == nil {
 		vr = &valRound{anns: map[peer.ID]*Announcement{}, order: map[peer.ID]int{}, extra: map[peer.ID]int{},
 			blobs: map[peer.ID][]byte{}, fetching: map[peer.ID]bool{}, results: map[peer.ID]ScoreEntry{},
-			outcome: map[peer.ID]verify.Outcome{}, decoded: map[peer.ID]checked{}, others: map[peer.ID]*Scores{}}
+			outcome: map[peer.ID]verify.Outcome{}, decoded: map[peer.ID]checked{}, vectors: map[peer.ID]heldScores{}}
 		v.rounds[r] = vr
 	}
 	return vr
@@ -325,20 +325,22 @@ func (v *validatorRole) publishScores(ctx context.Context, r uint64, vr *valRoun
 	n.emit(Event{Kind: EventScored, Round: r, Count: len(s.Entries)})
 }
 
-// onScores records another validator's scores.
-func (v *validatorRole) onScores(from peer.ID, s *Scores) {
-	if from == v.n.p2p.ID() || s.Base != v.n.hash {
+// onScores records a validator's signed scores (its own too, as gossip
+// delivers them back: a manifest embeds the signed vector).
+func (v *validatorRole) onScores(env *p2p.Envelope, s *Scores) {
+	if s.Base != v.n.hash || v.n.gen.ValidatorRank(env.Sender) < 0 {
 		return
 	}
-	v.round(s.Round).others[from] = s
+	v.round(s.Round).vectors[env.Sender] = heldScores{s: s, env: env}
 }
 
 // composeManifest chooses the round's contributions, computes the state
 // they lead to, and publishes the manifest.
 func (v *validatorRole) composeManifest(ctx context.Context, r uint64, vr *valRound) {
 	n := v.n
-	chosen := v.choose(r, vr)
-	m := &Manifest{V: WireVersion, Round: r, Base: n.hash, Checkpoint: n.checkpoint}
+	chosen, vecs := v.choose(r, vr)
+	chosen, vecs = n.adv.rewriteComposition(r, vr, chosen, vecs)
+	m := &Manifest{V: WireVersion, Round: r, Base: n.hash, Checkpoint: n.checkpoint, Scores: vecs}
 	if n.lastMan.Defined() {
 		m.Prev = n.lastMan.String()
 	}
