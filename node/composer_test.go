@@ -85,9 +85,12 @@ func TestDishonestComposer(t *testing.T) {
 	}
 
 	// Every manifest in every honest peer's chain.
-	byFallback := 0
+	byFallback, bytes, listed, count := 0, 0, 0, 0
 	for i, m := range honest {
 		for _, mm := range chainManifests(t, m.Node, m.Node.Status().Head) {
+			if i == 0 {
+				bytes, listed, count = bytes+len(mm.raw), listed+len(mm.m.Contributions), count+1
+			}
 			if mm.sender == composer && len(mm.m.Contributions) > 0 {
 				t.Errorf("%s applied round %d from the dishonest composer with %d contributions", m.Name, mm.m.Round, len(mm.m.Contributions))
 			}
@@ -103,6 +106,10 @@ func TestDishonestComposer(t *testing.T) {
 				}
 			}
 		}
+	}
+	if count > 0 {
+		t.Logf("manifests in the chain: %d, mean %d bytes, %.1f contributions, %d score vectors of %d entries each at most",
+			count, bytes/count, float64(listed)/float64(count), len(tn.Genesis.Validators), len(ms)-len(tn.Genesis.Validators))
 	}
 	if byFallback < rounds-2 {
 		t.Errorf("fallback validators signed %d of the %d rounds", byFallback, rounds)
