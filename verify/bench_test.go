@@ -64,7 +64,7 @@ func BenchmarkScoreVsProduce(b *testing.B) {
 	adam.LR, adam.Warmup = 3e-3, 0
 	comp, dec := ch.NewCompressed(), ch.NewCompressed()
 	d, dense := make([]float32, ch.NumParams), make([]float32, ch.NumParams)
-	p := Params{OuterLR: 1, GapTolerance: 0.5}
+	p := Params{OuterLR: 1, StepScale: 0.5, GapTolerance: 0.5}
 	var produce, score time.Duration
 	for b.Loop() {
 		t0 := time.Now()
@@ -93,7 +93,11 @@ func BenchmarkScoreVsProduce(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := Gauntlet(eval, base, dense, norm, batches[0], batches[H], p); err != nil {
+		ref, err := NewReference(eval, base, batches[H])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Gauntlet(eval, dense, norm, batches[0], ref, p); err != nil {
 			b.Fatal(err)
 		}
 		t2 := time.Now()
