@@ -152,12 +152,15 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 	_ = s.SetDeadline(time.Now().Add(n.cfg.HeaderTimeout))
 	q := blobRequest{cid: c, acceptZstd: true, maxSize: uint64(maxSize)}
 	if _, err := s.Write(q.marshal()); err != nil {
-		return nil, wrap("sending request", err)
+		return nil, wrap("sending request", fmt.Errorf("%w: %w", errStreamCut, err))
 	}
 	if err := s.CloseWrite(); err != nil {
-		return nil, wrap("sending request", err)
+		return nil, wrap("sending request", fmt.Errorf("%w: %w", errStreamCut, err))
 	}
 	h, err := readResponseHeader(s, uint64(maxSize))
+	if errors.Is(err, network.ErrReset) {
+		err = fmt.Errorf("%w: %w", errStreamCut, err)
+	}
 	if err != nil {
 		return nil, wrap("reading header", err)
 	}
@@ -287,6 +290,31 @@ func readZstd(r io.Reader, n uint64, h hash.Hash) ([]byte, error) {
 
 // fetch tries the hinted peers in order, then providers found on the DHT,
 // FetchParallelism at a time; the first verified copy wins.
+// errStreamCut marks a fetch whose stream was reset before any answer came:
+// the peer may have been briefly out of stream slots, or a connection was
+// being replaced, so one more try is worth it (a silent peer times out
+// instead, and is not retried).
+var errStreamCut = errors.New("stream cut before an answer")
+
+// fetchRetry is fetchFrom with one more try, after a short pause, when the
+// first was cut before an answer.
+func (n *Node) fetchRetry(ctx context.Context, p peer.ID, c cid.Cid, maxSize int64) ([]byte, error) {
+	data, err := n.fetchFrom(ctx, p, c, maxSize)
+	if err == nil || !errors.Is(err, errStreamCut) {
+		return data, err
+	}
+	n.log.Debug("fetch cut, retrying", "cid", c, "peer", p, "err", err)
+	select {
+	case <-ctx.Done():
+		return nil, err
+	case <-time.After(retryPause):
+	}
+	return n.fetchFrom(ctx, p, c, maxSize)
+}
+
+// retryPause is the pause before fetchRetry's second try.
+const retryPause = 50 * time.Millisecond
+
 func (n *Node) fetch(ctx context.Context, c cid.Cid, o blobOpts, maxSize int64) ([]byte, error) {
 	tried := map[peer.ID]bool{n.host.ID(): true}
 	var errs []error
@@ -295,7 +323,7 @@ func (n *Node) fetch(ctx context.Context, c cid.Cid, o blobOpts, maxSize int64) 
 			continue
 		}
 		tried[p] = true
-		data, err := n.fetchFrom(ctx, p, c, maxSize)
+		data, err := n.fetchRetry(ctx, p, c, maxSize)
 		if err == nil {
 			return data, nil
 		}
@@ -354,7 +382,7 @@ func (n *Node) fetch(ctx context.Context, c cid.Cid, o blobOpts, maxSize int64) 
 			}
 			active++
 			go func(p peer.ID) {
-				data, err := n.fetchFrom(pctx, p, c, maxSize)
+				data, err := n.fetchRetry(pctx, p, c, maxSize)
 				results <- result{data, err}
 			}(ai.ID)
 		case r := <-results:
