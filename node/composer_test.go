@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"math"
 	"slices"
 	"testing"
 	"time"
@@ -35,25 +34,8 @@ func TestDishonestComposer(t *testing.T) {
 		t.Fatalf("the dishonest composer is not the lead: %s", ms[0].Name)
 	}
 	composer := ms[0].Peer
-	L := tn.Genesis.Params.RoundLength()
 	const rounds = 7
-	first, last := float32(math.NaN()), float32(math.NaN())
-	for r := range uint64(rounds) {
-		rep, err := tn.WaitRound(ctx, r, 4*L+20*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("round %d: val loss %.4f, %d contributions, %d/%d peers, agree=%v", r, rep.ValLoss, rep.Contributors, rep.Peers, rep.Running, rep.HashesAgree)
-		if !rep.HashesAgree {
-			t.Errorf("round %d: peers disagree on the state", r)
-		}
-		if math.IsNaN(float64(first)) {
-			first = rep.ValLoss
-		}
-		if !math.IsNaN(float64(rep.ValLoss)) {
-			last = rep.ValLoss
-		}
-	}
+	first, last := waitRounds(ctx, t, tn, rounds)
 
 	// The honest validators' verdicts, by round and trainer.
 	passedBy := map[uint64]map[string]int{} // honest validators that passed (trainer, CID)
