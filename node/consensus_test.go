@@ -19,6 +19,19 @@ func testPeers(t *testing.T, n int, seed byte) []peer.ID {
 }
 
 // testKeys derives n Ed25519 keys from seed and their peer IDs.
+// validatorGenesis is validGenesis with n validators of test keys (from
+// seed), of stakes 100, 99, ...
+func validatorGenesis(t testing.TB, n int, seed byte) ([]crypto.PrivKey, []peer.ID, *Genesis) {
+	t.Helper()
+	keys, vals := testKeys(t, n, seed)
+	g := validGenesis(t)
+	g.Validators = nil
+	for i, p := range vals {
+		g.Validators = append(g.Validators, ValidatorKey{Peer: p.String(), Stake: uint64(100 - i)})
+	}
+	return keys, vals, g
+}
+
 func testKeys(t testing.TB, n int, seed byte) ([]crypto.PrivKey, []peer.ID) {
 	t.Helper()
 	keys, ids := make([]crypto.PrivKey, n), make([]peer.ID, n)
@@ -61,12 +74,7 @@ func signScores(t testing.TB, g *Genesis, key crypto.PrivKey, s *Scores) heldSco
 // validators holding more than half of the stake pass it, and the choice
 // passes the peers' check (checkChoice).
 func TestConsensusChoice(t *testing.T) {
-	keys, vals := testKeys(t, 3, 10)
-	g := validGenesis(t)
-	g.Validators = nil
-	for i, p := range vals {
-		g.Validators = append(g.Validators, ValidatorKey{Peer: p.String(), Stake: uint64(100 - i)})
-	}
+	keys, vals, g := validatorGenesis(t, 3, 10)
 	g.Params.MaxContributions = 3
 	id, _ := g.ID()
 	tr := testPeers(t, 7, 40)

@@ -30,12 +30,7 @@ type choiceBench struct {
 
 func newChoiceBench(t *testing.T) *choiceBench {
 	t.Helper()
-	keys, vals := testKeys(t, 3, 60)
-	g := validGenesis(t)
-	g.Validators = nil
-	for i, p := range vals {
-		g.Validators = append(g.Validators, ValidatorKey{Peer: p.String(), Stake: uint64(100 - i)})
-	}
+	keys, _, g := validatorGenesis(t, 3, 60)
 	id, err := g.ID()
 	if err != nil {
 		t.Fatal(err)
@@ -213,12 +208,7 @@ func TestParseManifestRejectsChoice(t *testing.T) {
 // writes them (full float64 precision), and checks that the largest
 // vector set the bounds admit still fits in a gossip message.
 func TestManifestSize(t *testing.T) {
-	keys, vals := testKeys(t, 3, 60)
-	g := validGenesis(t)
-	g.Validators = nil
-	for i, p := range vals {
-		g.Validators = append(g.Validators, ValidatorKey{Peer: p.String(), Stake: uint64(100 - i)})
-	}
+	keys, _, g := validatorGenesis(t, 3, 60)
 	id, _ := g.ID()
 	size := func(m *Manifest) int {
 		payload, err := encodeMsg(m)
@@ -270,12 +260,7 @@ func TestManifestSize(t *testing.T) {
 // BenchmarkCheckChoice is a peer's check of a manifest of 16 contributions
 // with the vectors of 3 validators.
 func BenchmarkCheckChoice(b *testing.B) {
-	keys, vals := testKeys(b, 3, 60)
-	g := validGenesis(b)
-	g.Validators = nil
-	for i, p := range vals {
-		g.Validators = append(g.Validators, ValidatorKey{Peer: p.String(), Stake: uint64(100 - i)})
-	}
+	keys, _, g := validatorGenesis(b, 3, 60)
 	id, _ := g.ID()
 	m := &Manifest{V: WireVersion, Round: 9, Base: Hash{1}, Result: Hash{2}}
 	_, trainers := testKeys(b, 16, 150)
