@@ -41,6 +41,7 @@ const (
 	AdversarySpam         Adversary = "spam"          // its honest blob plus a stream of announcements of junk CIDs
 	AdversaryLazy         Adversary = "lazy"          // half its steps, at double the learning rate (replay catches it)
 	AdversaryValidator    Adversary = "dishonest-validator"
+	AdversaryComposer     Adversary = "dishonest-composer" // leads; lists what the consensus rejected, or chooses without a stake majority
 )
 
 // adversaryMode is one misbehaviour: the role that plays it and the hooks it
@@ -63,6 +64,12 @@ type adversaryMode struct {
 	announce func(a *adversary, ann *Announcement)
 	// scores rewrites a validator's scores before they are published.
 	scores func(a *adversary, s *Scores)
+	// compose rewrites a composer's choice of contributions and of the
+	// score vectors its manifest embeds.
+	compose func(a *adversary, vr *valRound, chosen []peer.ID, vecs []SignedScores) ([]peer.ID, []SignedScores)
+	// lead: testnets make this validator the lead (rank 0) rather than
+	// the last, since the mode only acts when it composes.
+	lead bool
 	// background runs beside the node until it stops.
 	background func(a *adversary, ctx context.Context)
 	// rollouts replaces a rollout peer's honest batch (rl_adversary.go).
@@ -134,6 +141,18 @@ func adversaryModes() map[Adversary]adversaryMode {
 				}
 			}},
 	}
+	modes[AdversaryComposer] = adversaryMode{role: RoleValidator, lead: true,
+		about: "leads, and lists contributions the consensus rejected (or, when it holds none, embeds only its own score vector)",
+		scores: func(_ *adversary, s *Scores) {
+			// Its own vector backs its choice: it passes everything.
+			for i := range s.Entries {
+				e := &s.Entries[i]
+				if !e.OK {
+					e.OK, e.Score, e.Reason = true, 1, ""
+				}
+			}
+		},
+		compose: (*adversary).composeDishonestly}
 	maps.Copy(modes, rlAdversaryModes())
 	return modes
 }
@@ -257,6 +276,36 @@ func (a *adversary) rewriteAnnouncement(ann *Announcement) {
 	if a != nil && a.mode.announce != nil {
 		a.mode.announce(a, ann)
 	}
+}
+
+func (a *adversary) rewriteComposition(r uint64, vr *valRound, chosen []peer.ID, vecs []SignedScores) ([]peer.ID, []SignedScores) {
+	if a == nil || a.mode.compose == nil {
+		return chosen, vecs
+	}
+	chosen, vecs = a.mode.compose(a, vr, chosen, vecs)
+	a.n.log.Warn("composing dishonestly", "round", r, "contributions", len(chosen), "score_vectors", len(vecs))
+	return chosen, vecs
+}
+
+// composeDishonestly adds to the honest choice every contribution the
+// composer holds and decoded that the consensus left out (e.g. a
+// poisoner's, rejected by every honest validator). When there is none (the
+// validators ban such trainers, so their blobs are no longer fetched) it
+// keeps the honest choice but embeds only its own score vector, a vote
+// without a stake majority. Peers must reject either manifest.
+func (a *adversary) composeDishonestly(vr *valRound, chosen []peer.ID, vecs []SignedScores) ([]peer.ID, []SignedScores) {
+	var extra []peer.ID
+	for p := range vr.decoded {
+		if vr.blobs[p] != nil && !slices.Contains(chosen, p) {
+			extra = append(extra, p)
+		}
+	}
+	if len(extra) > 0 {
+		slices.Sort(extra)
+		return append(slices.Clone(chosen), extra...), vecs
+	}
+	self := a.n.p2p.ID().String()
+	return chosen, slices.DeleteFunc(slices.Clone(vecs), func(v SignedScores) bool { return v.Validator != self })
 }
 
 func (a *adversary) rewriteScores(s *Scores) {
@@ -402,14 +451,33 @@ func (a *adversary) spam(ctx context.Context) {
 // ("" for honest ones), honest peers first.
 func testnetAdversaries(cfg TestnetConfig) (map[Role][]Adversary, error) {
 	out := map[Role][]Adversary{RoleValidator: make([]Adversary, cfg.Validators), RoleTrainer: make([]Adversary, cfg.Trainers)}
+	var leads []Adversary
 	for _, a := range cfg.Adversaries {
 		if _, err := ParseAdversary(string(a)); err != nil {
 			return nil, err
 		}
+		if adversaryModes()[a].lead {
+			leads = append(leads, a)
+			continue
+		}
 		out[a.Role()] = append(out[a.Role()], a)
 	}
+	out[RoleValidator] = append(leads, out[RoleValidator]...)
 	if len(out[RoleValidator]) > 16 || len(out[RoleTrainer]) > 256 {
 		return nil, fmt.Errorf("node: testnet of %d trainers and %d validators out of range", len(out[RoleTrainer]), len(out[RoleValidator]))
+	}
+	// The defences assume dishonest validators hold less than half of the
+	// stake (testnet stakes are 100, 99, ... by rank); a leading adversary
+	// holds the most, so it needs honest validators enough beside it.
+	var bad, total int
+	for i, a := range out[RoleValidator] {
+		total += 100 - i
+		if a != "" {
+			bad += 100 - i
+		}
+	}
+	if len(leads) > 0 && 2*bad >= total {
+		return nil, fmt.Errorf("node: testnet: the adversarial validators would hold %d of %d stake, a majority no defence withstands (add honest validators)", bad, total)
 	}
 	return out, nil
 }

@@ -64,7 +64,7 @@ func newModeBench(t *testing.T) *modeBench {
 	}
 	b := &modeBench{n: n, m: m, theta: append([]float32(nil), m.Params...), base: Hash(m.StateHash()), toks: c.Tokens(), hp: hp}
 	b.v = &validatorRole{n: n, eval: eval, dense: make([]float32, ch.NumParams), comp: ch.NewCompressed(),
-		params: verify.Params{OuterLR: hp.OuterLR, MaxNorm: hp.MaxNorm, GapTolerance: hp.GapTolerance}, screen: verify.DefaultScreen()}
+		params: hp.gauntletParams(), screen: verify.DefaultScreen()}
 	for i := range 3 {
 		cmp, own := b.train(t, i)
 		b.honest = append(b.honest, b.contribution(t, cmp, own, 1.5))
@@ -132,14 +132,17 @@ func (b *modeBench) judge(t *testing.T, x modeContribution) []verify.Outcome {
 	out := make([]verify.Outcome, len(all))
 	cands := make([]verify.Candidate, len(all))
 	peers := testPeers(t, len(all), 90)
-	rnd := b.batch(100000, 0)
+	ref, err := verify.NewReference(b.v.eval, b.theta, b.batch(100000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, c := range all {
 		if c.ann.Size > b.n.maxBlob() {
 			out[i] = verify.Failed // the validator does not fetch it
 			cands[i] = verify.Candidate{Order: i}
 			continue
 		}
-		e, dec, o := b.v.scoreBlob(peers[i], c.ann, c.blob, 1, b.base, b.theta, c.own, rnd)
+		e, dec, o := b.v.scoreBlob(peers[i], c.ann, c.blob, 1, b.base, c.own, ref)
 		out[i] = o
 		cands[i] = verify.Candidate{Order: i, C: dec.c, Norm: dec.norm, Score: e.Score, OK: e.OK}
 	}

@@ -43,14 +43,30 @@ func runAdversaries(t *testing.T, advs []Adversary, rounds int) {
 	g.Params.RoundMillis = 5000
 	g.Params.FallbackStep = 0.08
 	tn := startTestnet(ctx, t, TestnetConfig{Trainers: 4, Validators: 2, Model: g, Adversaries: advs})
+	first, last := waitRounds(ctx, t, tn, rounds)
+	reps, err := tn.Report()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDefences(t, reps, rounds)
+	if !(last < first) {
+		t.Errorf("validation loss did not fall: %.4f -> %.4f", first, last)
+	}
+}
+
+// waitRounds waits for rounds 0..rounds-1 of tn, logs each, fails the test
+// for every round the peers disagree on, and returns the first and last
+// validation losses it saw.
+func waitRounds(ctx context.Context, t *testing.T, tn *Testnet, rounds int) (first, last float32) {
+	t.Helper()
 	L := tn.Genesis.Params.RoundLength()
-	first, last := float32(math.NaN()), float32(math.NaN())
+	first, last = float32(math.NaN()), float32(math.NaN())
 	for r := range uint64(rounds) {
 		rep, err := tn.WaitRound(ctx, r, 4*L+20*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("round %d: val loss %.4f, %d contributions, agree=%v", r, rep.ValLoss, rep.Contributors, rep.HashesAgree)
+		t.Logf("round %d: val loss %.4f, %d contributions, %d/%d peers, agree=%v", r, rep.ValLoss, rep.Contributors, rep.Peers, rep.Running, rep.HashesAgree)
 		if !rep.HashesAgree {
 			t.Errorf("round %d: peers disagree on the state", r)
 		}
@@ -61,14 +77,7 @@ func runAdversaries(t *testing.T, advs []Adversary, rounds int) {
 			last = rep.ValLoss
 		}
 	}
-	reps, err := tn.Report()
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkDefences(t, reps, rounds)
-	if !(last < first) {
-		t.Errorf("validation loss did not fall: %.4f -> %.4f", first, last)
-	}
+	return first, last
 }
 
 // checkDefences asserts the defence properties on a run's reports.

@@ -31,8 +31,31 @@ type manifestMsg struct {
 }
 
 // manifestFromEnvelope checks that env is a manifest of g's network signed by
-// one of g's validators, and decodes it.
+// one of g's validators, decodes it, and checks that its contributions
+// follow from its embedded score vectors (checkChoice).
 func manifestFromEnvelope(env *p2p.Envelope, g *Genesis) (*manifestMsg, error) {
+	mm, err := decodeManifestEnvelope(env, g)
+	if err != nil {
+		return nil, err
+	}
+	if err := mm.checkChoice(g); err != nil {
+		return nil, err
+	}
+	return mm, nil
+}
+
+// checkChoice verifies the manifest's choice of contributions; the error
+// wraps errBadChoice.
+func (mm *manifestMsg) checkChoice(g *Genesis) error {
+	id, err := g.ID()
+	if err != nil {
+		return err
+	}
+	return checkChoice(g, id, mm.m)
+}
+
+// decodeManifestEnvelope is manifestFromEnvelope without the choice check.
+func decodeManifestEnvelope(env *p2p.Envelope, g *Genesis) (*manifestMsg, error) {
 	id, err := g.ID()
 	if err != nil {
 		return nil, err

@@ -3,30 +3,30 @@ package node
 import (
 	"cmp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/trinity-net/trinity/p2p"
 	"github.com/trinity-net/trinity/verify"
 )
 
 // Multi-validator consensus. Every validator scores the round's
-// contributions and publishes its score vector at ScoreAt; the validator
-// that composes the manifest (the lead, or a fallback) takes, for each
-// announced contribution, the stake-weighted median (verify.Consensus) of
-// the votes of every validator whose score vector reached it: a
-// validator's vote is its score when it passed the contribution with the
-// CID the composer saw, and 0 otherwise (rejected, another CID of the
-// trainer, not scored in time, not in its vector). A validator whose vector
-// did not arrive (down, late) does not vote. A contribution enters the
-// manifest when its consensus score is positive, i.e. validators with more
-// than half of the voting stake passed it, and the composer holds the blob
-// and found it well formed itself (verify.Check); they are ranked by
-// consensus score (then peer ID) up to MaxContributions. So a dishonest
-// validator with less than half of the voting stake cannot pass a
-// contribution the others reject, even one they had no time to score, nor
-// keep out one they pass. (Safety first: an honest contribution that only
-// a minority of the voting stake had time to score waits for a later round.)
+// contributions and publishes its signed score vector at ScoreAt; the
+// validator that composes the manifest (the lead, or a fallback) embeds the
+// signed vectors it holds (its own included) in the manifest and lists the
+// contributions that pass the consensus over them (consensusPassed in
+// manifest_choice.go: validators holding more than half of the total stake
+// passed the trainer's contribution with that CID; a validator whose vector
+// is missing votes 0), provided it holds the blob with the CID it saw
+// announced and found it well formed itself (verify.Check), and replay does
+// not exclude the trainer; they are ranked by consensus score (then peer ID)
+// up to MaxContributions. Every peer re-runs the rule on the embedded
+// vectors (checkChoice), so a dishonest composer cannot list what the
+// validators did not pass. So a dishonest validator with less than half of
+// the stake cannot pass a contribution the others reject, even one they had
+// no time to score, nor keep out one they pass unless it composes. (Safety
+// first: an honest contribution that only a minority of the stake had time
+// to score waits for a later round.)
 //
 // Timing: the composer waits at ManifestAt until it holds the vectors of
 // every validator, at most until ManifestAt + FallbackStep/4, so that a
@@ -38,7 +38,7 @@ import (
 func (v *validatorRole) manifestAt(now time.Time, r uint64, vr *valRound) (time.Time, bool) {
 	c := v.n.clock
 	at := c.ManifestAt(r, v.rank)
-	if len(vr.others)+1 >= len(v.n.gen.Validators) {
+	if len(vr.vectors) >= len(v.n.gen.Validators) {
 		return at, false
 	}
 	limit := at.Add(time.Duration(c.Hyper.FallbackStep / 4 * float64(c.Length)))
@@ -51,105 +51,102 @@ func (v *validatorRole) manifestAt(now time.Time, r uint64, vr *valRound) (time.
 	return at, false
 }
 
-// votes gathers the votes on trainer p's announced contribution of every
-// validator whose score vector the composer holds (itself included), and
-// the rank of the validator of each.
-func (v *validatorRole) votes(vr *valRound, p peer.ID) ([]verify.Vote, []int) {
-	g := v.n.gen
-	a := vr.anns[p]
-	var out []verify.Vote
-	var ranks []int
-	vote := func(rank int, entries []ScoreEntry, e *ScoreEntry) {
-		if rank < 0 || rank >= len(g.Validators) {
-			return
-		}
-		if e == nil {
-			for i := range entries {
-				if entries[i].Trainer == p.String() {
-					e = &entries[i]
-					break
-				}
-			}
-		}
-		s := 0.0
-		if e != nil && e.OK && e.CID == a.CID {
-			s = e.Score
-		}
-		out = append(out, verify.Vote{Score: s, Stake: g.Validators[rank].Stake})
-		ranks = append(ranks, rank)
-	}
-	if e, ok := vr.results[p]; ok {
-		vote(v.rank, nil, &e)
-	} else {
-		vote(v.rank, nil, &ScoreEntry{})
-	}
-	for from, s := range vr.others {
-		vote(g.ValidatorRank(from), s.Entries, nil)
-	}
-	return out, ranks
+// heldScores is a validator's score vector and the signed envelope it
+// came in.
+type heldScores struct {
+	s   *Scores
+	env *p2p.Envelope
 }
 
-// choose returns round r's contributions for the manifest, best first.
-func (v *validatorRole) choose(r uint64, vr *valRound) []peer.ID {
-	type cand struct {
-		p peer.ID
-		s float64
+// embedded picks the vectors a manifest embeds: those the composer holds,
+// in rank order, whose payload survives the manifest's encoding, up to
+// maxEmbeddedScoreBytes (a vector left out only takes its stake's votes
+// away).
+func (v *validatorRole) embedded(vr *valRound) ([]SignedScores, []scoreVector) {
+	g := v.n.gen
+	type held struct {
+		rank int
+		h    heldScores
 	}
-	var cs []cand
-	agree, total := map[int]int{}, map[int]int{}
-	for p := range vr.anns {
-		votes, ranks := v.votes(vr, p)
-		s := verify.Consensus(votes)
-		for i, vote := range votes {
-			total[ranks[i]]++
-			if (vote.Score > 0) == (s > 0) {
-				agree[ranks[i]]++
-			}
+	var hs []held
+	for from, h := range vr.vectors {
+		if rank := g.ValidatorRank(from); rank >= 0 {
+			hs = append(hs, held{rank, h})
+		}
+	}
+	slices.SortFunc(hs, func(a, b held) int { return cmp.Compare(a.rank, b.rank) })
+	var signed []SignedScores
+	var vecs []scoreVector
+	size := 0
+	for _, x := range hs {
+		env := x.h.env
+		if !embeddable(env.Payload) || size+len(env.Payload) > maxEmbeddedScoreBytes {
+			continue
+		}
+		size += len(env.Payload)
+		signed = append(signed, SignedScores{Validator: env.Sender.String(), Time: env.Timestamp,
+			Sig: env.Signature, Payload: env.Payload})
+		vecs = append(vecs, scoreVector{rank: x.rank, s: x.h.s})
+	}
+	return signed, vecs
+}
+
+// choose returns round r's contributions for the manifest, best first, and
+// the signed score vectors they follow from.
+func (v *validatorRole) choose(r uint64, vr *valRound) ([]peer.ID, []SignedScores) {
+	signed, vecs := v.embedded(vr)
+	t := newVoteTable(v.n.gen, vecs)
+	v.recordAgreement(t, vr)
+	var out []peer.ID
+	for _, c := range t.passed() {
+		if len(out) >= v.n.gen.Params.MaxContributions {
+			break
+		}
+		p, err := peer.Decode(c.Trainer)
+		if err != nil {
+			continue
+		}
+		// The composer aggregates the blob it holds: the one announced to
+		// it, decoded and checked by itself.
+		if a := vr.anns[p]; a == nil || a.CID != c.CID {
+			continue
 		}
 		if _, ok := vr.decoded[p]; !ok || vr.blobs[p] == nil || v.replayExcluded(p, r) {
 			continue
 		}
-		if s > 0 {
-			cs = append(cs, cand{p, s})
-		}
+		out = append(out, p)
 	}
-	v.recordAgreement(agree, total)
-	slices.SortFunc(cs, func(a, b cand) int {
-		if c := cmp.Compare(b.s, a.s); c != 0 {
-			return c
-		}
-		return strings.Compare(a.p.String(), b.p.String())
-	})
-	// Two trainers with the same blob: the screens reject the later one;
-	// should both still pass, neither goes in.
-	byCID := map[string]int{}
-	for _, c := range cs {
-		byCID[vr.anns[c.p].CID]++
-	}
-	out := make([]peer.ID, 0, len(cs))
-	for _, c := range cs {
-		if byCID[vr.anns[c.p].CID] == 1 && len(out) < v.n.gen.Params.MaxContributions {
-			out = append(out, c.p)
-		}
-	}
-	return out
+	return out, signed
 }
 
-// recordAgreement folds, for each validator that voted this round, the
-// fraction of its votes on the consensus side (pass or reject) into its
-// smoothed agreement: an honest validator stays near 1, one that publishes
-// wrong scores falls towards 0 and is named in the status. (Its vote still
-// counts by stake; agreement is for operators, not the rule.)
-func (v *validatorRole) recordAgreement(agree, total map[int]int) {
+// recordAgreement folds, for each validator whose vector the composer
+// holds, the fraction of its votes on the round's announced contributions
+// that were on the consensus side (pass or reject) into its smoothed
+// agreement: an honest validator stays near 1, one that publishes wrong
+// scores falls towards 0 and is named in the status. (Its vote still counts
+// by stake; agreement is for operators, not the rule.)
+func (v *validatorRole) recordAgreement(t *voteTable, vr *valRound) {
+	if len(t.entries) == 0 || len(vr.anns) == 0 {
+		return
+	}
 	if v.book.Agreement == nil {
 		v.book.Agreement = map[string]float64{}
 	}
-	for rank, n := range total {
+	agree := map[int]int{}
+	for p, a := range vr.anns {
+		s := t.consensus(p.String(), a.CID)
+		for rank := range t.entries {
+			if (t.vote(rank, p.String(), a.CID) > 0) == (s > 0) {
+				agree[rank]++
+			}
+		}
+	}
+	for rank := range t.entries {
 		id := v.n.gen.Validators[rank].Peer
 		prev, seen := v.book.Agreement[id]
 		if !seen {
 			prev = 1
 		}
-		v.book.Agreement[id] = verify.Smooth(prev, float64(agree[rank])/float64(n), v.policy.Alpha)
+		v.book.Agreement[id] = verify.Smooth(prev, float64(agree[rank])/float64(len(vr.anns)), v.policy.Alpha)
 	}
 }

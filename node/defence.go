@@ -31,9 +31,9 @@ func cloneCompressed(c *optimizer.Compressed) *optimizer.Compressed {
 }
 
 // scoreBlob runs verify's checks and loss test on trainer p's blob for
-// round r against the state theta (with hash base); it uses the validator's
-// scratch buffers, so one call at a time.
-func (v *validatorRole) scoreBlob(p peer.ID, a *Announcement, blob []byte, r uint64, base Hash, theta []float32, own, rnd verify.Batch) (ScoreEntry, checked, verify.Outcome) {
+// round r against the state ref.Base (with hash base); it uses the
+// validator's scratch buffers, so one call at a time.
+func (v *validatorRole) scoreBlob(p peer.ID, a *Announcement, blob []byte, r uint64, base Hash, own verify.Batch, ref verify.Reference) (ScoreEntry, checked, verify.Outcome) {
 	e := ScoreEntry{Trainer: p.String(), CID: a.CID}
 	norm, err := verify.Check(v.n.ch, blob, r, a.Base, base, v.params, v.comp, v.dense)
 	switch {
@@ -45,7 +45,7 @@ func (v *validatorRole) scoreBlob(p peer.ID, a *Announcement, blob []byte, r uin
 		return e, checked{}, verify.Failed
 	}
 	dec := checked{c: cloneCompressed(v.comp), norm: norm}
-	res, err := verify.Gauntlet(v.eval, theta, v.dense, norm, own, rnd, v.params)
+	res, err := verify.Gauntlet(v.eval, v.dense, norm, own, ref, v.params)
 	if err != nil {
 		e.Reason = err.Error()
 		return e, dec, verify.Missed // the validator's failure, not the trainer's

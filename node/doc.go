@@ -45,8 +45,11 @@
 //     score vector at ScoreAt. The composer of the manifest waits (at most a
 //     quarter of the fallback step past ManifestAt) for every validator's
 //     vector and admits a contribution when the stake-weighted median of
-//     the validators' votes on it is positive and it holds and checked the
-//     blob itself; so one dishonest validator of three cannot steer it.
+//     the validators' votes on it is positive (validators holding a stake
+//     majority passed it) and it holds and checked the blob itself. The
+//     manifest embeds the signed vectors, and every peer re-runs the rule
+//     on them (manifest_choice.go), so one dishonest validator of three
+//     cannot steer the choice even when it composes: it can only omit.
 //     Aggregation clips every norm to the manifest's median on every peer.
 //   - Adversary modes (adversary.go, Config.Adversary) make a peer misbehave
 //     on purpose for tests and experiments; an honest node has none.

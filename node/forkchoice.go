@@ -252,6 +252,19 @@ func (n *Node) reject(mm *manifestMsg, why error) {
 	n.emit(Event{Kind: EventRejected, Round: r, Other: mm.sender, CID: mm.cid})
 }
 
+// rejectChoice drops a manifest whose contributions do not follow from its
+// score vectors (checkChoice). It never entered the round's candidates, so
+// a fallback validator still publishes the round.
+func (n *Node) rejectChoice(mm *manifestMsg, why error) {
+	if _, dup := n.seenCID[mm.cid]; dup {
+		return
+	}
+	n.seenCID[mm.cid] = mm.m.Round
+	n.metrics.rejected.Add(1)
+	n.log.Warn("manifest rejected", "round", mm.m.Round, "signer", mm.sender, "cid", mm.cid, "reason", why)
+	n.emit(Event{Kind: EventRejected, Round: mm.m.Round, Other: mm.sender, CID: mm.cid})
+}
+
 // leadSlot is when a validator of the given rank may publish round r's
 // manifest, if at all. One that is in step (it holds the manifests of the
 // rounds before r but perhaps the last, still being applied, and its loop

@@ -16,10 +16,12 @@ import (
 	"github.com/trinity-net/trinity/compute/model"
 	"github.com/trinity-net/trinity/optimizer"
 	"github.com/trinity-net/trinity/p2p"
+	"github.com/trinity-net/trinity/verify"
 )
 
 // GenesisVersion is the genesis format this package reads and writes.
-const GenesisVersion = 1
+// Version 2 added params.gauntlet_step and params.gauntlet_batches.
+const GenesisVersion = 2
 
 // maxGenesisBytes bounds a genesis file.
 const maxGenesisBytes = 1 << 20
@@ -77,12 +79,23 @@ type Hyper struct {
 	SampleSize       int     `json:"sample_size"`       // trainers a validator scores per round; 0: all
 	ScoreAlpha       float64 `json:"score_alpha"`       // EMA weight of the past score
 	GapTolerance     float64 `json:"gap_tolerance"`     // see package verify
+	GauntletStep     float64 `json:"gauntlet_step"`     // the loss test steps by this fraction of outer_lr (see package verify)
+	GauntletBatches  int     `json:"gauntlet_batches"`  // batches of the trainer's, and random ones, in each loss test
 	MaxNorm          float64 `json:"max_norm"`          // see package verify; 0: none
 	EvalBatches      int     `json:"eval_batches"`      // validation batches per evaluation
 	CheckpointEvery  int     `json:"checkpoint_every"`  // rounds between checkpoints (K)
 	KeepRounds       int     `json:"keep_rounds"`       // rounds of blobs kept in the store
 
 	Replay *ReplayParams `json:"replay,omitempty"` // proof of training work; nil: off
+}
+
+// maxGauntletBatches bounds the loss test's batches, and so a validator's
+// work per contribution.
+const maxGauntletBatches = 16
+
+// gauntletParams are verify's loss-test parameters of the network.
+func (h Hyper) gauntletParams() verify.Params {
+	return verify.Params{OuterLR: h.OuterLR, StepScale: h.GauntletStep, MaxNorm: h.MaxNorm, GapTolerance: h.GapTolerance}
 }
 
 // RoundLength is the round length as a duration.
@@ -99,7 +112,7 @@ func DefaultHyper() Hyper {
 		RoundMillis: 4000, AnnounceBy: 0.5, ScoreAt: 0.7, ManifestAt: 0.75, FallbackStep: 0.05,
 		InnerSteps: 20, Batch: 4, SeqLen: 64, PageSize: 1024, PagesPerRound: 8,
 		AdamW: adam, ChunkSize: 1024, TopK: 32, ErrorDecay: 0.95, OuterLR: 1.0, NormClip: true,
-		MaxContributions: 32, SampleSize: 0, ScoreAlpha: 0.7, GapTolerance: 0.5, EvalBatches: 8,
+		MaxContributions: 32, SampleSize: 0, ScoreAlpha: 0.7, GapTolerance: 0.5, GauntletStep: 0.5, GauntletBatches: 2, EvalBatches: 8,
 		CheckpointEvery: 5, KeepRounds: 40,
 	}
 }
@@ -176,6 +189,12 @@ func (h Hyper) Validate() error {
 	}
 	if !(h.GapTolerance >= 0 && h.GapTolerance < 1e6) {
 		return fmt.Errorf("node: genesis params.gap_tolerance = %v out of range [0, 1e6)", h.GapTolerance)
+	}
+	if !(h.GauntletStep > 0 && h.GauntletStep <= 1) {
+		return fmt.Errorf("node: genesis params.gauntlet_step = %v out of range (0, 1]", h.GauntletStep)
+	}
+	if h.GauntletBatches < 1 || h.GauntletBatches > h.InnerSteps || h.GauntletBatches > maxGauntletBatches {
+		return fmt.Errorf("node: genesis params.gauntlet_batches = %d out of range [1, min(inner_steps %d, %d)]", h.GauntletBatches, h.InnerSteps, maxGauntletBatches)
 	}
 	if !(h.MaxNorm >= 0 && h.MaxNorm < 1e30) {
 		return fmt.Errorf("node: genesis params.max_norm = %v out of range [0, 1e30)", h.MaxNorm)

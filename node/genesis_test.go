@@ -33,7 +33,7 @@ func TestGenesisValidateNamesField(t *testing.T) {
 		field string
 		edit  func(g *Genesis)
 	}{
-		{"version", func(g *Genesis) { g.Version = 2 }},
+		{"version", func(g *Genesis) { g.Version = 1 }},
 		{"network", func(g *Genesis) { g.Network = "" }},
 		{"start", func(g *Genesis) { g.Start = time.Time{} }},
 		{"model", func(g *Genesis) { g.Model.Heads = 3 }},
@@ -48,6 +48,10 @@ func TestGenesisValidateNamesField(t *testing.T) {
 		{"outer_lr", func(g *Genesis) { g.Params.OuterLR = -1 }},
 		{"error_decay", func(g *Genesis) { g.Params.ErrorDecay = 2 }},
 		{"keep_rounds", func(g *Genesis) { g.Params.KeepRounds = 1 }},
+		{"gauntlet_step", func(g *Genesis) { g.Params.GauntletStep = 0 }},
+		{"gauntlet_step", func(g *Genesis) { g.Params.GauntletStep = 1.5 }},
+		{"gauntlet_batches", func(g *Genesis) { g.Params.GauntletBatches = 0 }},
+		{"gauntlet_batches", func(g *Genesis) { g.Params.GauntletBatches = g.Params.InnerSteps + 1 }},
 		{"seq_len", func(g *Genesis) { g.Params.SeqLen = 1000; g.Params.PageSize = 4096 }},
 		{"adamw", func(g *Genesis) { g.Params.AdamW.Beta1 = 7 }},
 		{"validators", func(g *Genesis) { g.Validators = nil }},

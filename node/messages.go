@@ -23,13 +23,23 @@ import (
 // easy evolution win. Decoding is strict (unknown fields, trailing data,
 // wrong versions and out-of-range values are errors) and bounded by the
 // envelope's size limit.
-const WireVersion = 1
+//
+// Version 2: a manifest embeds the signed score vectors it was composed
+// from (Manifest.Scores), so that every peer can check its choice.
+const WireVersion = 2
 
 // Limits on decoded payloads.
 const (
 	maxManifestEntries = 1024
 	maxScoreEntries    = 1024
 	maxReasonLen       = 256
+	// A manifest embeds at most one score vector per genesis validator
+	// (at most 256) and at most maxEmbeddedScoreBytes of their payloads,
+	// so that it fits in a gossip message (1 MiB) with its contributions.
+	maxManifestVectors    = 256
+	maxEmbeddedScoreBytes = 640 << 10
+	maxPeerIDLen          = 128
+	maxSignatureLen       = 128
 )
 
 // Hash is a SHA-256 state hash, hex in JSON.
@@ -120,6 +130,22 @@ type Manifest struct {
 	Stage         string         `json:"stage,omitempty"` // StageRL, or empty in pre-training
 	Checkpoint    CheckpointRef  `json:"checkpoint"`
 	Contributions []Contribution `json:"contributions"`
+	// Scores are the validators' signed score vectors of the round that
+	// the contributions were chosen from (see manifest_choice.go): every
+	// peer recomputes the consensus over them and rejects a manifest that
+	// lists a contribution it does not pass.
+	Scores []SignedScores `json:"scores,omitempty"`
+}
+
+// SignedScores is a validator's score vector as it signed it: the fields of
+// its p2p envelope (topic score) that the manifest does not imply. The
+// network, topic and round are the manifest's, so a vector signed for
+// another network or round does not verify.
+type SignedScores struct {
+	Validator string          `json:"validator"` // peer ID, the envelope's sender
+	Time      int64           `json:"time"`      // the envelope's timestamp (Unix ns)
+	Sig       []byte          `json:"sig"`       // the envelope's signature
+	Payload   json.RawMessage `json:"payload"`   // the Scores payload, byte for byte
 }
 
 // CheckpointAnnouncement advertises a checkpoint blob (topic checkpoint).
@@ -205,10 +231,16 @@ func DecodeScores(b []byte) (*Scores, error) {
 	if len(s.Entries) > maxScoreEntries {
 		return nil, fmt.Errorf("node: scores: %d entries exceed %d", len(s.Entries), maxScoreEntries)
 	}
+	seen := make(map[string]bool, len(s.Entries))
 	for i, e := range s.Entries {
 		if _, err := peer.Decode(e.Trainer); err != nil {
 			return nil, fmt.Errorf("node: scores: entry %d: bad trainer: %w", i, err)
 		}
+		// One verdict per trainer: the consensus reads a vector as a map.
+		if seen[e.Trainer] {
+			return nil, fmt.Errorf("node: scores: entry %d: trainer %s listed twice", i, e.Trainer)
+		}
+		seen[e.Trainer] = true
 		if _, err := parseCID(e.CID); err != nil {
 			return nil, fmt.Errorf("node: scores: entry %d: %w", i, err)
 		}
@@ -263,6 +295,24 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	}
 	if len(m.Contributions) == 0 && m.Result != m.Base {
 		return nil, fmt.Errorf("node: manifest: no contributions but result differs from base")
+	}
+	if len(m.Scores) > maxManifestVectors {
+		return nil, fmt.Errorf("node: manifest: %d score vectors exceed %d", len(m.Scores), maxManifestVectors)
+	}
+	size := 0
+	for i, v := range m.Scores {
+		if len(v.Validator) == 0 || len(v.Validator) > maxPeerIDLen {
+			return nil, fmt.Errorf("node: manifest: score vector %d: validator ID of %d characters", i, len(v.Validator))
+		}
+		if len(v.Sig) == 0 || len(v.Sig) > maxSignatureLen {
+			return nil, fmt.Errorf("node: manifest: score vector %d: signature of %d bytes", i, len(v.Sig))
+		}
+		if len(v.Payload) == 0 || v.Payload[0] != '{' {
+			return nil, fmt.Errorf("node: manifest: score vector %d: payload is not a JSON object", i)
+		}
+		if size += len(v.Payload); size > maxEmbeddedScoreBytes {
+			return nil, fmt.Errorf("node: manifest: score vectors exceed %d bytes", maxEmbeddedScoreBytes)
+		}
 	}
 	return &m, nil
 }

@@ -3,6 +3,8 @@ package node
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -12,6 +14,26 @@ import (
 )
 
 func testCID(s string) string { return p2p.CIDOf([]byte(s)).String() }
+
+// sampleVectors are both validGenesis validators' signed score vectors of
+// round 3 on base {1}, passing p0's "a" and p1's "b".
+func sampleVectors(t testing.TB, g *Genesis) []SignedScores {
+	p0, p1 := g.Validators[0].Peer, g.Validators[1].Peer
+	var out []SignedScores
+	for i := range 2 {
+		k, _, err := crypto.GenerateEd25519Key(bytes.NewReader(bytes.Repeat([]byte{byte(i + 1)}, 64)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := signScores(t, g, k, &Scores{Round: 3, Base: Hash{1}, Entries: []ScoreEntry{
+			{Trainer: p0, CID: testCID("a"), Score: 0.1, OK: true}, {Trainer: p1, CID: testCID("b"), Score: 0.2 + float64(i)/100, OK: true}}})
+		out = append(out, SignedScores{Validator: h.env.Sender.String(), Time: h.env.Timestamp, Sig: h.env.Signature, Payload: h.env.Payload})
+	}
+	return out
+}
+
+// wireV is the version field of a payload of this build, as JSON.
+var wireV = fmt.Sprintf(`"v":%d`, WireVersion)
 
 func sampleMessages(t testing.TB) map[string][]byte {
 	g := validGenesis(t)
@@ -29,7 +51,7 @@ func sampleMessages(t testing.TB) map[string][]byte {
 			{Trainer: p0, CID: testCID("a"), Score: 0.1, Smoothed: 0.05, OK: true, DOwn: 0.2, DRand: 0.1}}}),
 		"manifest": enc(&Manifest{V: WireVersion, Round: 3, Base: Hash{1}, Result: Hash{2}, Prev: testCID("m2"),
 			Checkpoint:    CheckpointRef{Round: 3, Hash: Hash{1}, CID: testCID("c")},
-			Contributions: []Contribution{{Peer: p0, CID: testCID("a")}, {Peer: p1, CID: testCID("b")}}}),
+			Contributions: []Contribution{{Peer: p0, CID: testCID("a")}, {Peer: p1, CID: testCID("b")}}, Scores: sampleVectors(t, g)}),
 		"checkpoint": enc(&CheckpointAnnouncement{V: WireVersion, Ref: CheckpointRef{Round: 3, Hash: Hash{1}, CID: testCID("c")}, Size: 1000}),
 		"announcement-replay": enc(&Announcement{V: WireVersion, Round: 3, Base: Hash{1}, CID: testCID("a"), Size: 100, Loss: 2.5,
 			Replay: sampleCommitment, ReplayPrev: &prevRound}),
@@ -83,10 +105,12 @@ func TestMessagesReject(t *testing.T) {
 	tests := []struct {
 		kind, name, from, to string
 	}{
-		{"announcement", "version", `"v":1`, `"v":2`},
+		{"announcement", "version", wireV, `"v":1`},
+		{"manifest", "version 1", wireV, `"v":1`},
+		{"scores", "duplicate trainer", `}]`, `},{"trainer":"` + validGenesis(t).Validators[0].Peer + `","cid":"` + testCID("x") + `","score":0,"smoothed":0,"ok":false,"d_own":0,"d_rand":0}]`},
 		{"announcement", "bad cid", testCID("a"), "bafy-not-a-cid"},
 		{"announcement", "size", `"size":100`, `"size":0`},
-		{"announcement", "unknown field", `"v":1`, `"v":1,"x":0`},
+		{"announcement", "unknown field", wireV, wireV + `,"x":0`},
 		{"announcement", "short hash", `"base":"01`, `"base":"1`},
 		{"scores", "bad trainer", `"trainer":"`, `"trainer":"x`},
 		{"manifest", "duplicate peer", `"peer":"` + validGenesis(t).Validators[1].Peer, `"peer":"` + validGenesis(t).Validators[0].Peer},
@@ -103,7 +127,7 @@ func TestMessagesReject(t *testing.T) {
 		{"replay-response", "bad cid", testCID("r"), "bafy-not-a-cid"},
 		{"replay-response", "step", `"step":5`, `"step":-5`},
 		{"replay-verdict", "long reason", `"reason":"`, `"reason":"` + strings.Repeat("x", 300)},
-		{"replay-verdict", "unknown field", `"v":1`, `"v":1,"x":0`},
+		{"replay-verdict", "unknown field", wireV, wireV + `,"x":0`},
 	}
 	for _, tc := range tests {
 		in := bytes.Replace(msgs[tc.kind], []byte(tc.from), []byte(tc.to), 1)
@@ -118,6 +142,37 @@ func TestMessagesReject(t *testing.T) {
 	b, _ := json.Marshal(empty)
 	if _, err := DecodeManifest(b); err == nil {
 		t.Error("a manifest without contributions whose result differs from its base was accepted")
+	}
+	// A version 1 manifest (no score vectors) is refused with a clear error.
+	old := bytes.Replace(msgs["manifest"], []byte(wireV), []byte(`"v":1`), 1)
+	if _, err := DecodeManifest(old); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("wire version 1, want %d", WireVersion)) {
+		t.Errorf("version 1 manifest: %v", err)
+	}
+	// Bounds on the embedded vectors: count, sizes.
+	edits := map[string]func(m *Manifest){
+		"too many vectors": func(m *Manifest) { m.Scores = slices.Repeat(m.Scores[:1], maxManifestVectors+1) },
+		"vectors too large": func(m *Manifest) {
+			m.Scores[1].Payload = json.RawMessage(`{"x":"` + strings.Repeat("x", maxEmbeddedScoreBytes) + `"}`)
+		},
+		"no signature":   func(m *Manifest) { m.Scores[0].Sig = nil },
+		"long signature": func(m *Manifest) { m.Scores[0].Sig = make([]byte, maxSignatureLen+1) },
+		"no validator":   func(m *Manifest) { m.Scores[0].Validator = "" },
+		"long validator": func(m *Manifest) { m.Scores[0].Validator = strings.Repeat("1", maxPeerIDLen+1) },
+		"no payload":     func(m *Manifest) { m.Scores[1].Payload = nil },
+	}
+	for name, edit := range edits {
+		var m Manifest
+		if err := json.Unmarshal(msgs["manifest"], &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(&m)
+		b, err := json.Marshal(&m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := DecodeManifest(b); err == nil || !strings.Contains(err.Error(), "score vector") {
+			t.Errorf("%s: err = %v", name, err)
+		}
 	}
 }
 

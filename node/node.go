@@ -552,47 +552,15 @@ func (n *Node) gcRounds(r uint64) {
 // delivered or forwarded: malformed payloads, and scores, manifests or
 // checkpoints from peers outside the validator set, are rejected.
 func (n *Node) registerValidators() error {
-	fromValidator := func(from peer.ID) error {
-		if n.gen.ValidatorRank(from) < 0 {
-			return fmt.Errorf("node: %s is not a genesis validator", from)
-		}
-		return nil
-	}
 	checks := map[p2p.Topic]func(env *p2p.Envelope) error{
-		p2p.TopicGradient: func(env *p2p.Envelope) error {
-			a, err := DecodeAnnouncement(env.Payload)
-			if err == nil && a.Round != env.Round {
-				err = fmt.Errorf("node: announcement round %d in an envelope of round %d", a.Round, env.Round)
-			}
-			return err
-		},
-		p2p.TopicScore: func(env *p2p.Envelope) error {
-			if err := fromValidator(env.Sender); err != nil {
-				return err
-			}
-			s, err := DecodeScores(env.Payload)
-			if err == nil && s.Round != env.Round {
-				err = fmt.Errorf("node: scores round %d in an envelope of round %d", s.Round, env.Round)
-			}
-			return err
-		},
-		p2p.TopicManifest: func(env *p2p.Envelope) error {
-			if err := fromValidator(env.Sender); err != nil {
-				return err
-			}
-			m, err := DecodeManifest(env.Payload)
-			if err == nil && m.Round != env.Round {
-				err = fmt.Errorf("node: manifest round %d in an envelope of round %d", m.Round, env.Round)
-			}
-			return err
-		},
-		p2p.TopicCheckpoint: func(env *p2p.Envelope) error {
-			if err := fromValidator(env.Sender); err != nil {
-				return err
-			}
+		p2p.TopicGradient: ofEnvelopeRound(DecodeAnnouncement),
+		p2p.TopicScore:    n.fromValidator(ofEnvelopeRound(DecodeScores)),
+		p2p.TopicManifest: n.fromValidator(ofEnvelopeRound(DecodeManifest)),
+		// A checkpoint announcement names the round of its state, not its own.
+		p2p.TopicCheckpoint: n.fromValidator(func(env *p2p.Envelope) error {
 			_, err := DecodeCheckpointAnnouncement(env.Payload)
 			return err
-		},
+		}),
 	}
 	for _, t := range n.stageTopics() {
 		checks[t] = checks[p2p.TopicGradient] // announcements of another kind of blob
@@ -605,6 +573,36 @@ func (n *Node) registerValidators() error {
 	}
 	return nil
 }
+
+// fromValidator is a gossip check that admits only genesis validators as
+// senders, then runs check.
+func (n *Node) fromValidator(check func(*p2p.Envelope) error) func(*p2p.Envelope) error {
+	return func(env *p2p.Envelope) error {
+		if n.gen.ValidatorRank(env.Sender) < 0 {
+			return fmt.Errorf("node: %s is not a genesis validator", env.Sender)
+		}
+		return check(env)
+	}
+}
+
+// ofEnvelopeRound is a gossip check that the payload decodes and is of its
+// envelope's round.
+func ofEnvelopeRound[M interface{ round() uint64 }](decode func([]byte) (M, error)) func(*p2p.Envelope) error {
+	return func(env *p2p.Envelope) error {
+		m, err := decode(env.Payload)
+		if err != nil {
+			return err
+		}
+		if r := m.round(); r != env.Round {
+			return fmt.Errorf("node: payload of round %d in an envelope of round %d", r, env.Round)
+		}
+		return nil
+	}
+}
+
+func (a *Announcement) round() uint64 { return a.Round }
+func (s *Scores) round() uint64       { return s.Round }
+func (m *Manifest) round() uint64     { return m.Round }
 
 // readTopic turns a subscription's messages into loop events.
 func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
@@ -637,16 +635,23 @@ func (n *Node) readTopic(ctx context.Context, sub *p2p.Subscription) {
 			n.post(ctx, func() {
 				n.dashScores(env.Sender, s)
 				if n.va != nil {
-					n.va.onScores(env.Sender, s)
+					n.va.onScores(env, s)
 				}
 			})
 		case p2p.TopicManifest:
-			mm, err := manifestFromEnvelope(env, n.gen)
+			mm, err := decodeManifestEnvelope(env, n.gen)
 			if err != nil {
 				n.log.Warn("bad manifest", "err", err)
 				continue
 			}
 			mm.from = msg.ReceivedFrom
+			if err := mm.checkChoice(n.gen); err != nil {
+				// Well formed and signed by a validator, but it lists what
+				// its score vectors do not pass: counted like a manifest
+				// that lost the fork choice, so a fallback's takes the round.
+				n.post(ctx, func() { n.rejectChoice(mm, err) })
+				continue
+			}
 			// Every peer keeps every manifest as a blob, so that peers that
 			// fell behind can walk the chain back from any of them.
 			n.spawn(func() {

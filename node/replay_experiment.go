@@ -237,7 +237,13 @@ func RunReplayExperiment(ctx context.Context, cfg ReplayExperimentConfig, w io.W
 // contributions reads the manifests the lead validator stored as blobs:
 // the rounds in whose manifest each trainer is.
 func contributions(tn *Testnet) map[peer.ID][]uint64 {
-	v := tn.Members()[0].Node
+	var v *Node
+	for _, m := range tn.Members() {
+		if m.Role == RoleValidator && m.Adversary == "" && m.Node != nil {
+			v = m.Node // the first honest validator (a dishonest composer leads some testnets)
+			break
+		}
+	}
 	out := map[peer.ID][]uint64{}
 	if v == nil {
 		return out

@@ -86,33 +86,9 @@ func (n *Node) replayChecks(checks map[p2p.Topic]func(env *p2p.Envelope) error) 
 	if n.gen.Params.Replay == nil {
 		return
 	}
-	for t, c := range map[p2p.Topic]struct {
-		validatorOnly bool
-		round         func([]byte) (uint64, error)
-	}{
-		TopicReplayChallenge: {true, func(b []byte) (uint64, error) { m, err := DecodeReplayChallenge(b); return roundOf(m, err) }},
-		TopicReplayResponse:  {false, func(b []byte) (uint64, error) { m, err := DecodeReplayResponse(b); return roundOf(m, err) }},
-		TopicReplayVerdict:   {true, func(b []byte) (uint64, error) { m, err := DecodeReplayVerdict(b); return roundOf(m, err) }},
-	} {
-		checks[t] = func(env *p2p.Envelope) error {
-			if c.validatorOnly && n.gen.ValidatorRank(env.Sender) < 0 {
-				return fmt.Errorf("node: %s is not a genesis validator", env.Sender)
-			}
-			r, err := c.round(env.Payload)
-			if err == nil && r != env.Round {
-				err = fmt.Errorf("node: payload of round %d in an envelope of round %d", r, env.Round)
-			}
-			return err
-		}
-	}
-}
-
-// roundOf is the round of a decoded replay payload.
-func roundOf[M interface{ round() uint64 }](m M, err error) (uint64, error) {
-	if err != nil {
-		return 0, err
-	}
-	return m.round(), nil
+	checks[TopicReplayChallenge] = n.fromValidator(ofEnvelopeRound(DecodeReplayChallenge))
+	checks[TopicReplayResponse] = ofEnvelopeRound(DecodeReplayResponse)
+	checks[TopicReplayVerdict] = n.fromValidator(ofEnvelopeRound(DecodeReplayVerdict))
 }
 
 func (m *ReplayChallenge) round() uint64 { return m.Round }

@@ -159,7 +159,7 @@ func TestRLMessages(t *testing.T) {
 			t.Fatalf("%s: pre-training payload carries an RL field: %s", k, msgs[k])
 		}
 	}
-	man := strings.Replace(string(msgs["manifest"]), `"v":1,`, `"v":1,"stage":"rl",`, 1)
+	man := strings.Replace(string(msgs["manifest"]), wireV+`,`, wireV+`,"stage":"rl",`, 1)
 	m, err := DecodeManifest([]byte(man))
 	if err != nil || m.Stage != StageRL {
 		t.Fatalf("RL manifest: %v", err)

@@ -45,7 +45,7 @@ func (t *Testnet) Report() ([]PeerReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: testnet report: %w", err)
 	}
-	included := contributions(t) // validator-0's manifests: the testnet puts honest validators first
+	included := contributions(t) // the manifests the first honest validator holds
 	var out []PeerReport
 	for _, m := range ms {
 		if m.Role != RoleTrainer || m.Peer == "" {

@@ -23,7 +23,7 @@ type rolloutRole struct {
 	n     *Node
 	m     *model.GPT // the policy copy a rollout job owns
 	key   ed25519.PrivateKey
-	tried map[uint64]bool
+	tried triedRounds
 }
 
 func newRolloutRole(n *Node) (*rolloutRole, error) {
@@ -42,7 +42,7 @@ func newRolloutRole(n *Node) (*rolloutRole, error) {
 	if err != nil || len(raw) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("node: rollout role: the identity is not an ed25519 key")
 	}
-	return &rolloutRole{n: n, m: m, key: ed25519.PrivateKey(raw), tried: map[uint64]bool{}}, nil
+	return &rolloutRole{n: n, m: m, key: ed25519.PrivateKey(raw), tried: triedRounds{}}, nil
 }
 
 // tick starts round r's rollouts when the node holds theta_r, or gives the
@@ -62,12 +62,7 @@ func (ro *rolloutRole) tick(ctx context.Context, now time.Time, r uint64) time.T
 		// Give the previous round's manifest a tenth of the round to come.
 		return c.RoundStart(r).Add(c.Length / 10)
 	}
-	ro.tried[r] = true
-	for k := range ro.tried {
-		if k+4 < r {
-			delete(ro.tried, k)
-		}
-	}
+	ro.tried.mark(r)
 	if n.next+1 < r || !now.Before(deadline) {
 		// Rounds behind: rollouts of this state would be refused; the next
 		// manifest triggers a catch-up.
@@ -77,27 +72,9 @@ func (ro *rolloutRole) tick(ctx context.Context, now time.Time, r uint64) time.T
 	}
 	copy(ro.m.Params, n.global.Params)
 	base, rd := n.hash, n.rl.currentRound(r)
-	n.startJob(ctx, "rollout", func(ctx context.Context) func() {
-		jctx, cancel := context.WithDeadline(ctx, deadline)
-		defer cancel()
-		t0 := time.Now()
-		a, err := ro.roll(jctx, rd, base)
-		dur := time.Since(t0)
-		return func() {
-			if err != nil {
-				if ctx.Err() == nil {
-					n.metrics.missed.Add(1)
-					n.log.Warn("rollouts not contributed", "round", r, "err", err)
-					n.emit(Event{Kind: EventMissed, Round: r})
-				}
-				return
-			}
-			n.metrics.announced.Add(1)
-			n.log.Info("rollouts announced", "round", r, "mean_reward", a.Reward, "bytes", a.Size, "cid", a.CID, "took", dur.Round(time.Millisecond))
-			c, _ := parseCID(a.CID)
-			n.emit(Event{Kind: EventAnnounced, Round: r, Bytes: a.Size, CID: c})
-		}
-	})
+	n.contributionJob(ctx, "rollout", "rollouts", r, deadline, func(ctx context.Context) (*Announcement, error) {
+		return ro.roll(ctx, rd, base)
+	}, nil)
 	return deadline
 }
 

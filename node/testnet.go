@@ -30,7 +30,8 @@ type TestnetConfig struct {
 	NetworkName string        // default "testnet"
 	ListenAddrs []string      // of every peer; default TCP and QUIC on 127.0.0.1
 	// Adversaries adds one peer per entry playing that mode: trainer modes
-	// after the honest trainers, validator modes as the last validators.
+	// after the honest trainers, validator modes as the last validators
+	// (except a mode that leads, dishonest-composer, which comes first).
 	Adversaries []Adversary
 }
 

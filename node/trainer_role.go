@@ -19,8 +19,8 @@ type trainerRole struct {
 	slc     *optimizer.SparseLoCo
 	comp    *optimizer.Compressed
 	d       []float32
-	tried   map[uint64]bool // rounds attempted (trained or given up)
-	lastDur time.Duration   // how long the last round's work took
+	tried   triedRounds   // rounds attempted (trained or given up)
+	lastDur time.Duration // how long the last round's work took
 
 	replay   *trainerReplay // nil: the network does not use replay
 	lastLoss float32
@@ -37,7 +37,7 @@ func newTrainerRole(n *Node) (*trainerRole, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr := &trainerRole{n: n, t: t, slc: slc, comp: n.ch.NewCompressed(), d: make([]float32, n.ch.NumParams), tried: map[uint64]bool{}}
+	tr := &trainerRole{n: n, t: t, slc: slc, comp: n.ch.NewCompressed(), d: make([]float32, n.ch.NumParams), tried: triedRounds{}}
 	st := trainerState{EF: slc.ErrorBuffer(), M: t.Opt.M, V: t.Opt.V}
 	ok, err := loadTrainerState(n.cfg.DataDir, &st)
 	if err != nil {
@@ -95,38 +95,19 @@ func (tr *trainerRole) tick(ctx context.Context, now time.Time, r uint64) time.T
 		n.emit(Event{Kind: EventMissed, Round: r})
 		return c.RoundStart(r + 1)
 	}
-	tr.tried[r] = true
-	for k := range tr.tried {
-		if k+4 < r {
-			delete(tr.tried, k)
-		}
-	}
+	tr.tried.mark(r)
 	copy(tr.t.Model.Params, n.global.Params)
 	base := n.hash
-	n.startJob(ctx, "train", func(ctx context.Context) func() {
-		jctx, cancel := context.WithDeadline(ctx, deadline)
-		defer cancel()
-		t0 := time.Now()
-		a, err := tr.trainRound(jctx, r, base)
+	n.contributionJob(ctx, "train", "contribution", r, deadline, func(ctx context.Context) (*Announcement, error) {
+		a, err := tr.trainRound(ctx, r, base)
 		if err != nil {
 			tr.replay.abandon()
 		}
-		dur := time.Since(t0)
-		return func() {
-			tr.lastDur = dur
-			if err != nil {
-				if ctx.Err() == nil {
-					n.metrics.missed.Add(1)
-					n.log.Warn("round not contributed", "round", r, "err", err)
-					n.emit(Event{Kind: EventMissed, Round: r})
-				}
-				return
-			}
+		return a, err
+	}, func(a *Announcement, took time.Duration, err error) {
+		tr.lastDur = took
+		if err == nil {
 			n.lastLoss = a.Loss
-			n.metrics.announced.Add(1)
-			n.log.Info("contribution announced", "round", r, "loss", a.Loss, "bytes", a.Size, "cid", a.CID, "took", dur.Round(time.Millisecond))
-			c, _ := parseCID(a.CID)
-			n.emit(Event{Kind: EventAnnounced, Round: r, Loss: a.Loss, Bytes: a.Size, CID: c})
 		}
 	})
 	return deadline

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -45,8 +46,10 @@ type valRound struct {
 	queue     []peer.ID // fetched, to score
 	results   map[peer.ID]ScoreEntry
 	outcome   map[peer.ID]verify.Outcome
-	decoded   map[peer.ID]checked // passed this validator's checks (verify.Check; in the RL stage, the batch check)
-	others    map[peer.ID]*Scores // from other validators
+	decoded   map[peer.ID]checked    // passed this validator's checks (verify.Check; in the RL stage, the batch check)
+	vectors   map[peer.ID]heldScores // validators' signed score vectors, own included
+	ref       *verify.Reference      // the round's random batch and its loss at refBase
+	refBase   Hash
 	sampled   bool
 	published bool // scores
 	manifest  bool // published by us
@@ -65,7 +68,7 @@ func newValidatorRole(n *Node) (*validatorRole, error) {
 	hp := n.gen.Params
 	v := &validatorRole{n: n, rank: n.gen.ValidatorRank(n.p2p.ID()), eval: eval,
 		dense: make([]float32, n.ch.NumParams), comp: n.ch.NewCompressed(), book: book, rounds: map[uint64]*valRound{},
-		params: verify.Params{OuterLR: hp.OuterLR, MaxNorm: hp.MaxNorm, GapTolerance: hp.GapTolerance},
+		params: hp.gauntletParams(),
 		policy: verify.DefaultPolicy(hp.ScoreAlpha), screen: verify.DefaultScreen()}
 	if v.replay, err = newValidatorReplay(v); err != nil {
 		return nil, err
@@ -78,7 +81,7 @@ func (v *validatorRole) round(r uint64) *valRound {
 	if vr == nil {
 		vr = &valRound{anns: map[peer.ID]*Announcement{}, order: map[peer.ID]int{}, extra: map[peer.ID]int{},
 			blobs: map[peer.ID][]byte{}, fetching: map[peer.ID]bool{}, results: map[peer.ID]ScoreEntry{},
-			outcome: map[peer.ID]verify.Outcome{}, decoded: map[peer.ID]checked{}, others: map[peer.ID]*Scores{}}
+			outcome: map[peer.ID]verify.Outcome{}, decoded: map[peer.ID]checked{}, vectors: map[peer.ID]heldScores{}}
 		v.rounds[r] = vr
 	}
 	return vr
@@ -226,16 +229,35 @@ func (v *validatorRole) scoreNext(ctx context.Context, r uint64, vr *valRound) {
 	a, blob := vr.anns[p], vr.blobs[p]
 	base := n.hash
 	copy(n.work.Params, n.global.Params) // base state, read by the job
-	own, rnd := v.batches(r, p)
+	own := v.ownBatch(r, p)
+	ref := vr.ref
+	if ref != nil && vr.refBase != base {
+		ref = nil
+	}
 	n.startJob(ctx, "score", func(ctx context.Context) func() {
 		t0 := time.Now()
-		e, dec, outcome := v.scoreBlob(p, a, blob, r, base, n.work.Params, own, rnd)
+		var e ScoreEntry
+		var dec checked
+		var outcome verify.Outcome
+		if ref == nil {
+			if rr, err := verify.NewReference(v.eval, n.work.Params, v.randomBatch(r)); err != nil {
+				e, outcome = ScoreEntry{Trainer: p.String(), CID: a.CID, Reason: err.Error()}, verify.Missed
+			} else {
+				ref = &rr
+			}
+		}
+		if ref != nil {
+			e, dec, outcome = v.scoreBlob(p, a, blob, r, base, own, *ref)
+		}
 		n.metrics.observe(phaseValidate, time.Since(t0))
 		return func() {
 			if len(e.Reason) > maxReasonLen {
 				e.Reason = e.Reason[:maxReasonLen]
 			}
 			vr.results[p], vr.outcome[p] = e, outcome
+			if ref != nil {
+				vr.ref, vr.refBase = ref, base
+			}
 			if dec.c != nil {
 				vr.decoded[p] = dec
 			}
@@ -248,25 +270,56 @@ func (v *validatorRole) scoreNext(ctx context.Context, r uint64, vr *valRound) {
 	})
 }
 
-// batches are the gauntlet's batches for trainer p in round r: one of the
-// batches the trainer was assigned (which of its H batches is derived from
-// this validator's ID, so a trainer cannot train on only that one), and one
-// from pages assigned to no trainer in particular.
-func (v *validatorRole) batches(r uint64, p peer.ID) (own, rnd verify.Batch) {
+// gauntletBatch is batches idx of a batcher over pages, as one batch of
+// len(idx)*Batch sequences. A page list the dataset cannot serve gives a
+// batch of zeros: the validator measures nothing useful, but the same for
+// every contribution.
+func (v *validatorRole) gauntletBatch(pages []int, idx []int) verify.Batch {
+	hp := v.n.gen.Params
+	bt, err := data.NewBatcher(v.n.ds.Train, hp.PageSize, pages, hp.Batch, hp.SeqLen)
+	per := hp.Batch * hp.SeqLen
+	b := verify.Batch{Inputs: make([]int32, len(idx)*per), Targets: make([]int32, len(idx)*per), B: len(idx) * hp.Batch, T: hp.SeqLen}
+	if err == nil {
+		for j, i := range idx {
+			_ = bt.Fill(i, b.Inputs[j*per:(j+1)*per], b.Targets[j*per:(j+1)*per])
+		}
+	}
+	return b
+}
+
+// ownBatch is the loss test's batch for trainer p in round r:
+// GauntletBatches distinct ones of the H batches the trainer was assigned,
+// which ones drawn from this validator's signature of (network, round,
+// trainer). Ed25519 signatures are deterministic, so the validator draws the
+// same ones every time, and unpredictable without its key, so a trainer
+// cannot know which of its batches will be tested and train on only those.
+func (v *validatorRole) ownBatch(r uint64, p peer.ID) verify.Batch {
 	n := v.n
 	hp := n.gen.Params
-	mk := func(pages []int, i int) verify.Batch {
-		b := verify.Batch{Inputs: make([]int32, hp.Batch*hp.SeqLen), Targets: make([]int32, hp.Batch*hp.SeqLen), B: hp.Batch, T: hp.SeqLen}
-		if bt, err := data.NewBatcher(n.ds.Train, hp.PageSize, pages, hp.Batch, hp.SeqLen); err == nil {
-			_ = bt.Fill(i, b.Inputs, b.Targets)
+	msg := fmt.Appendf(nil, "trinity/gauntlet/%s/%d/%s", n.netID, r, p)
+	seed := sha256.Sum256(msg)
+	if key := n.p2p.Host().Peerstore().PrivKey(n.p2p.ID()); key != nil {
+		if sig, err := key.Sign(msg); err == nil {
+			seed = sha256.Sum256(sig)
 		}
-		return b
 	}
-	h := sha256.Sum256(append([]byte(n.p2p.ID()+"/"+p), byte(r), byte(r>>8), byte(r>>16), byte(r>>24)))
-	i := int(binary.LittleEndian.Uint32(h[:4]) % uint32(hp.InnerSteps))
-	own = mk(data.AssignPages(n.gen.WeightSeed, p.String(), r, n.numPages, hp.PagesPerRound), i)
-	rnd = mk(data.AssignPages(n.gen.WeightSeed, "validator/"+n.p2p.ID().String(), r, n.numPages, 1), 0)
-	return own, rnd
+	idx := rand.New(rand.NewChaCha8(seed)).Perm(hp.InnerSteps)[:hp.GauntletBatches]
+	return v.gauntletBatch(data.AssignPages(n.gen.WeightSeed, p.String(), r, n.numPages, hp.PagesPerRound), idx)
+}
+
+// randomBatch is the loss test's random batch in round r, the same for
+// every contribution: the first batch of each of GauntletBatches pages
+// assigned to no trainer in particular.
+func (v *validatorRole) randomBatch(r uint64) verify.Batch {
+	n := v.n
+	hp := n.gen.Params
+	k := hp.GauntletBatches
+	perPage := max(1, hp.PageSize/hp.SeqLen/hp.Batch) // batches in one page
+	idx := make([]int, k)
+	for j := range idx {
+		idx[j] = j * perPage
+	}
+	return v.gauntletBatch(data.AssignPages(n.gen.WeightSeed, "validator/"+n.p2p.ID().String(), r, n.numPages, k), idx)
 }
 
 // publishScores smooths and publishes the round's results.
@@ -325,20 +378,22 @@ func (v *validatorRole) publishScores(ctx context.Context, r uint64, vr *valRoun
 	n.emit(Event{Kind: EventScored, Round: r, Count: len(s.Entries)})
 }
 
-// onScores records another validator's scores.
-func (v *validatorRole) onScores(from peer.ID, s *Scores) {
-	if from == v.n.p2p.ID() || s.Base != v.n.hash {
+// onScores records a validator's signed scores (its own too, as gossip
+// delivers them back: a manifest embeds the signed vector).
+func (v *validatorRole) onScores(env *p2p.Envelope, s *Scores) {
+	if s.Base != v.n.hash || v.n.gen.ValidatorRank(env.Sender) < 0 {
 		return
 	}
-	v.round(s.Round).others[from] = s
+	v.round(s.Round).vectors[env.Sender] = heldScores{s: s, env: env}
 }
 
 // composeManifest chooses the round's contributions, computes the state
 // they lead to, and publishes the manifest.
 func (v *validatorRole) composeManifest(ctx context.Context, r uint64, vr *valRound) {
 	n := v.n
-	chosen := v.choose(r, vr)
-	m := &Manifest{V: WireVersion, Round: r, Base: n.hash, Checkpoint: n.checkpoint}
+	chosen, vecs := v.choose(r, vr)
+	chosen, vecs = n.adv.rewriteComposition(r, vr, chosen, vecs)
+	m := &Manifest{V: WireVersion, Round: r, Base: n.hash, Checkpoint: n.checkpoint, Scores: vecs}
 	if n.lastMan.Defined() {
 		m.Prev = n.lastMan.String()
 	}

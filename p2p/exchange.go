@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 // maxConcurrentServes bounds blob streams served at once; more get statusBusy.
@@ -126,38 +127,24 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 	if err != nil {
 		return nil, err
 	}
-	hctx, cancel := context.WithTimeout(ctx, n.cfg.HeaderTimeout)
-	defer cancel()
-	s, err := n.host.NewStream(network.WithAllowLimitedConn(hctx, "blob"), p, n.cfg.NetworkID.BlobProtocol())
-	if err != nil {
-		return nil, fmt.Errorf("p2p: fetching %s from %s: opening stream: %w", c, p, err)
-	}
-	// Cancelling ctx must unblock a read stuck on a silent peer.
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	defer func() {
-		if err != nil {
-			_ = s.Reset()
-			return
-		}
-		_ = s.Close()
-	}()
 	wrap := func(what string, e error) error {
 		if ctx.Err() != nil {
 			e = errors.Join(ctx.Err(), e)
 		}
 		return fmt.Errorf("p2p: fetching %s from %s: %s: %w", c, p, what, e)
 	}
-
-	_ = s.SetDeadline(time.Now().Add(n.cfg.HeaderTimeout))
+	hctx, cancel := context.WithTimeout(ctx, n.cfg.HeaderTimeout)
+	defer cancel()
 	q := blobRequest{cid: c, acceptZstd: true, maxSize: uint64(maxSize)}
-	if _, err := s.Write(q.marshal()); err != nil {
-		return nil, wrap("sending request", err)
+	s, finish, err := n.sendRequest(ctx, hctx, p, n.cfg.NetworkID.BlobProtocol(), "blob", q.marshal(), time.Now().Add(n.cfg.HeaderTimeout))
+	if err != nil {
+		return nil, wrap("request", err)
 	}
-	if err := s.CloseWrite(); err != nil {
-		return nil, wrap("sending request", err)
-	}
+	defer finish(&err)
 	h, err := readResponseHeader(s, uint64(maxSize))
+	if errors.Is(err, network.ErrReset) {
+		err = fmt.Errorf("%w: %w", errStreamCut, err)
+	}
 	if err != nil {
 		return nil, wrap("reading header", err)
 	}
@@ -287,6 +274,66 @@ func readZstd(r io.Reader, n uint64, h hash.Hash) ([]byte, error) {
 
 // fetch tries the hinted peers in order, then providers found on the DHT,
 // FetchParallelism at a time; the first verified copy wins.
+// sendRequest opens a stream to p on proto, sets its deadline, writes req
+// and closes the write side: the opening of every request-response
+// exchange (blobs and the request service). Limited (relayed) connections
+// are allowed: requests are small, and a peer behind NAT must still answer
+// before a hole is punched. openCtx bounds the opening; cancelling ctx
+// resets the stream at any time. The caller must defer finish(&err) with
+// its own result: it closes the stream after a successful exchange and
+// resets it after a failed one. A failure after the stream opened wraps
+// errStreamCut.
+func (n *Node) sendRequest(ctx, openCtx context.Context, p peer.ID, proto protocol.ID, reason string, req []byte, deadline time.Time) (s network.Stream, finish func(*error), err error) {
+	s, err = n.host.NewStream(network.WithAllowLimitedConn(openCtx, reason), p, proto)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening stream: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	finish = func(err *error) {
+		stop()
+		if *err != nil {
+			_ = s.Reset()
+			return
+		}
+		_ = s.Close()
+	}
+	_ = s.SetDeadline(deadline)
+	if _, err = s.Write(req); err == nil {
+		err = s.CloseWrite()
+	}
+	if err != nil {
+		err = fmt.Errorf("sending: %w: %w", errStreamCut, err)
+		finish(&err)
+		return nil, nil, err
+	}
+	return s, finish, nil
+}
+
+// errStreamCut marks a fetch whose stream was reset before any answer came:
+// the peer may have been briefly out of stream slots, or a connection was
+// being replaced, so one more try is worth it (a silent peer times out
+// instead, and is not retried).
+var errStreamCut = errors.New("stream cut before an answer")
+
+// fetchRetry is fetchFrom with one more try, after a short pause, when the
+// first was cut before an answer.
+func (n *Node) fetchRetry(ctx context.Context, p peer.ID, c cid.Cid, maxSize int64) ([]byte, error) {
+	data, err := n.fetchFrom(ctx, p, c, maxSize)
+	if err == nil || !errors.Is(err, errStreamCut) {
+		return data, err
+	}
+	n.log.Debug("fetch cut, retrying", "cid", c, "peer", p, "err", err)
+	select {
+	case <-ctx.Done():
+		return nil, err
+	case <-time.After(retryPause):
+	}
+	return n.fetchFrom(ctx, p, c, maxSize)
+}
+
+// retryPause is the pause before fetchRetry's second try.
+const retryPause = 50 * time.Millisecond
+
 func (n *Node) fetch(ctx context.Context, c cid.Cid, o blobOpts, maxSize int64) ([]byte, error) {
 	tried := map[peer.ID]bool{n.host.ID(): true}
 	var errs []error
@@ -295,7 +342,7 @@ func (n *Node) fetch(ctx context.Context, c cid.Cid, o blobOpts, maxSize int64) 
 			continue
 		}
 		tried[p] = true
-		data, err := n.fetchFrom(ctx, p, c, maxSize)
+		data, err := n.fetchRetry(ctx, p, c, maxSize)
 		if err == nil {
 			return data, nil
 		}
@@ -354,7 +401,7 @@ func (n *Node) fetch(ctx context.Context, c cid.Cid, o blobOpts, maxSize int64) 
 			}
 			active++
 			go func(p peer.ID) {
-				data, err := n.fetchFrom(pctx, p, c, maxSize)
+				data, err := n.fetchRetry(pctx, p, c, maxSize)
 				results <- result{data, err}
 			}(ai.ID)
 		case r := <-results:

@@ -221,27 +221,13 @@ func (n *Node) Request(ctx context.Context, p peer.ID, name string, req []byte, 
 		}
 		return fmt.Errorf("p2p: request %s to %s: %s: %w", name, p, what, e)
 	}
-	s, err := n.host.NewStream(network.WithAllowLimitedConn(ctx, "request"), p, n.cfg.NetworkID.RequestProtocol(name))
-	if err != nil {
-		return nil, wrap("opening stream", err)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
-	defer func() {
-		if err != nil {
-			_ = s.Reset()
-			return
-		}
-		_ = s.Close()
-	}()
 	deadline, _ := ctx.Deadline()
-	_ = s.SetDeadline(deadline)
-	if _, err := s.Write(appendRequestFrame(make([]byte, 0, reqFrameHeaderLen+len(req)), maxResp, req)); err != nil {
-		return nil, wrap("sending", err)
+	frame := appendRequestFrame(make([]byte, 0, reqFrameHeaderLen+len(req)), maxResp, req)
+	s, finish, err := n.sendRequest(ctx, ctx, p, n.cfg.NetworkID.RequestProtocol(name), "request", frame, deadline)
+	if err != nil {
+		return nil, wrap("request", err)
 	}
-	if err := s.CloseWrite(); err != nil {
-		return nil, wrap("sending", err)
-	}
+	defer finish(&err)
 	st, body, err := readResponseFrame(s, maxResp)
 	if err != nil {
 		return nil, wrap("reading response", err)

@@ -144,7 +144,7 @@ func readResponseHeader(r io.Reader, maxSize uint64) (responseHeader, error) {
 	var h responseHeader
 	var b [responseHeaderLen]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return h, fmt.Errorf("%w: response header: %v", errBadFrame, err)
+		return h, fmt.Errorf("%w: response header: %w", errBadFrame, err)
 	}
 	if b[0] != exchangeVersion {
 		return h, fmt.Errorf("%w: response version %d, want %d", errBadFrame, b[0], exchangeVersion)

@@ -51,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	return &fixture{m: m, base: append([]float32(nil), m.Params...), ch: ch, own: mk(0), rnd: mk(10000),
-		p: Params{OuterLR: 1}}
+		p: Params{OuterLR: 1, StepScale: 0.5}}
 }
 
 // contribution trains a copy of base for steps AdamW steps on b and returns
@@ -103,7 +103,11 @@ func (f *fixture) run(t *testing.T, blob []byte, own, rnd Batch) (Result, error)
 	if err != nil {
 		return Result{}, err
 	}
-	return Gauntlet(f.m, f.base, dense, norm, own, rnd, f.p)
+	ref, err := NewReference(f.m, f.base, rnd)
+	if err != nil {
+		return Result{}, err
+	}
+	return Gauntlet(f.m, dense, norm, own, ref, f.p)
 }
 
 func TestGauntlet(t *testing.T) {
@@ -169,7 +173,7 @@ func TestCheckRejects(t *testing.T) {
 		{"base state mismatch", blob, 7, [32]byte{1}, [32]byte{2}, f.p},
 		{"truncated", blob[:len(blob)-3], 7, [32]byte{}, [32]byte{}, f.p},
 		{"garbage", []byte("not a blob at all"), 7, [32]byte{}, [32]byte{}, f.p},
-		{"norm above bound", blob, 7, [32]byte{}, [32]byte{}, Params{OuterLR: 1, MaxNorm: 1e-9}},
+		{"norm above bound", blob, 7, [32]byte{}, [32]byte{}, Params{OuterLR: 1, StepScale: 1, MaxNorm: 1e-9}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -185,13 +189,15 @@ func TestCheckRejects(t *testing.T) {
 }
 
 func TestParamsValidate(t *testing.T) {
-	for _, p := range []Params{{}, {OuterLR: -1}, {OuterLR: float32(math.Inf(1))}, {OuterLR: 1, MaxNorm: -1},
-		{OuterLR: 1, MaxNorm: math.NaN()}, {OuterLR: 1, GapTolerance: -0.5}} {
+	for _, p := range []Params{{}, {OuterLR: -1, StepScale: 1}, {OuterLR: float32(math.Inf(1)), StepScale: 1},
+		{OuterLR: 1}, {OuterLR: 1, StepScale: 1.5}, {OuterLR: 1, StepScale: math.NaN()},
+		{OuterLR: 1, StepScale: 1, MaxNorm: -1}, {OuterLR: 1, StepScale: 1, MaxNorm: math.NaN()},
+		{OuterLR: 1, StepScale: 1, GapTolerance: -0.5}} {
 		if p.Validate() == nil {
 			t.Errorf("%+v accepted", p)
 		}
 	}
-	if err := (Params{OuterLR: 0.7, MaxNorm: 10, GapTolerance: 0.5}).Validate(); err != nil {
+	if err := (Params{OuterLR: 0.7, StepScale: 0.5, MaxNorm: 10, GapTolerance: 0.5}).Validate(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -41,7 +41,7 @@ func TestLazyTrainerPassesGauntletNotReplay(t *testing.T) {
 		}
 		return b
 	}
-	gp := verify.Params{OuterLR: 0.7, GapTolerance: 0.5}
+	gp := verify.Params{OuterLR: 0.7, StepScale: 0.5, GapTolerance: 0.5}
 	const rounds = 6
 	for _, who := range []struct {
 		name string
@@ -58,7 +58,11 @@ func TestLazyTrainerPassesGauntletNotReplay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := verify.Gauntlet(evalModel, global, dense, norm, batch(who.name, r, 0), batch(fmt.Sprintf("random-%d", r), r, 0), gp)
+			ref, err := verify.NewReference(evalModel, global, batch(fmt.Sprintf("random-%d", r), r, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := verify.Gauntlet(evalModel, dense, norm, batch(who.name, r, 0), ref, gp)
 			if err != nil {
 				t.Fatal(err)
 			}
