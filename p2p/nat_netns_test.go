@@ -40,6 +40,8 @@ import (
 // each NAT drops unsolicited inbound packets.
 //
 // Run as root:  go test -tags netns -run TestNATHolePunch -v ./p2p/
+// (GOLOG_LOG_LEVEL sets go-libp2p's logging in the peers; by default they
+// log hole punching and AutoNAT, shown when the test fails.)
 //
 // Hole punching works only if every address observed for a home peer maps
 // to its listening port, so every dial of a home peer must leave from that
@@ -106,7 +108,10 @@ func TestNATHolePunch(t *testing.T) {
 			t.Skipf("netns NAT test needs %s (apt-get install -y iproute2 iptables)", tool)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	// A passing run takes 20-26 s. The budget also covers one failed punch:
+	// DCUtR runs once per relayed connection, and the next one comes when
+	// the relay ends the first at its 2-minute limit and b dials again.
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Second)
 	defer cancel()
 
 	ns := newNetnsWorld(t)
@@ -296,6 +301,10 @@ func (w *netnsWorld) start(ctx context.Context, t *testing.T, role string, cfg n
 	}
 	cmd := exec.Command("ip", "netns", "exec", w.prefix+role, exe, "-test.run=^TestNATHolePunch$", "-test.v")
 	cmd.Env = append(os.Environ(), netnsRoleEnv+"="+role, netnsConfigEnv+"="+string(b))
+	if os.Getenv("GOLOG_LOG_LEVEL") == "" {
+		// go-libp2p's own account of each punch, for the failure log.
+		cmd.Env = append(cmd.Env, "GOLOG_LOG_LEVEL=error,p2p-holepunch=debug,autonat=debug")
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
