@@ -142,11 +142,8 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 	}
 	defer finish(&err)
 	h, err := readResponseHeader(s, uint64(maxSize))
-	if errors.Is(err, network.ErrReset) {
-		err = fmt.Errorf("%w: %w", errStreamCut, err)
-	}
 	if err != nil {
-		return nil, wrap("reading header", err)
+		return nil, wrap("reading header", markCut(err))
 	}
 	switch h.status {
 	case statusOK:
@@ -167,7 +164,7 @@ func (n *Node) fetchFrom(ctx context.Context, p peer.ID, c cid.Cid, maxSize int6
 		data, err = readZstd(body, h.size, sum)
 	}
 	if err != nil {
-		return nil, wrap("reading body", err)
+		return nil, wrap("reading body", markCut(err))
 	}
 	// The frame ends the stream: anything more is a protocol violation.
 	var one [1]byte
@@ -309,14 +306,25 @@ func (n *Node) sendRequest(ctx, openCtx context.Context, p peer.ID, proto protoc
 	return s, finish, nil
 }
 
-// errStreamCut marks a fetch whose stream was reset before any answer came:
-// the peer may have been briefly out of stream slots, or a connection was
-// being replaced, so one more try is worth it (a silent peer times out
-// instead, and is not retried).
-var errStreamCut = errors.New("stream cut before an answer")
+// errStreamCut marks a fetch whose stream, or its connection, was reset or
+// closed under it: the peer may have been briefly out of stream slots, or a
+// connection was being replaced (see watchStaleConns), so one more try is
+// worth it. A silent peer times out instead, and a wrong answer is the
+// peer's: neither is retried.
+var errStreamCut = errors.New("stream cut")
+
+// markCut wraps errStreamCut around err when it is a reset of the stream or
+// a close of its connection.
+func markCut(err error) error {
+	var closed *network.ConnError
+	if errors.Is(err, network.ErrReset) || errors.As(err, &closed) {
+		return fmt.Errorf("%w: %w", errStreamCut, err)
+	}
+	return err
+}
 
 // fetchRetry is fetchFrom with one more try, after a short pause, when the
-// first was cut before an answer.
+// first was cut.
 func (n *Node) fetchRetry(ctx context.Context, p peer.ID, c cid.Cid, maxSize int64) ([]byte, error) {
 	data, err := n.fetchFrom(ctx, p, c, maxSize)
 	if err == nil || !errors.Is(err, errStreamCut) {

@@ -69,9 +69,9 @@ func (n *Node) checkStale(c network.Conn) {
 	p := c.RemotePeer()
 	stale := false
 	for _, o := range n.olderConns(c) {
-		if n.deadNextTo(o, c) {
+		if err := n.deadNextTo(o, c); err != nil {
 			n.log.Info("closing a stale connection: the peer reconnected and the old connection does not answer",
-				"peer", p, "addr", o.RemoteMultiaddr())
+				"peer", p, "addr", o.RemoteMultiaddr(), "err", err)
 			stale = true
 		}
 	}
@@ -99,17 +99,27 @@ func (n *Node) checkStale(c network.Conn) {
 	}
 }
 
-// deadNextTo calls old dead only when cur answers a ping and old then
-// does not within staleProbeTimeout or twenty times cur's round trip,
+// deadNextTo returns why old is dead, or nil. It calls old dead only when cur answers a ping and old then
+// does not within staleProbeTimeout or twenty times cur's round trip
+// (and was not closed by the peer),
 // whichever is longer: a slow machine or link slows both, and must not get
 // a live connection closed.
-func (n *Node) deadNextTo(old, cur network.Conn) bool {
+func (n *Node) deadNextTo(old, cur network.Conn) error {
 	start := time.Now()
 	if probeConn(n.ctx, cur, staleProbeTimeout) != nil {
-		return false // the peer does not answer on the new one either
+		return nil // the peer does not answer on the new one either
 	}
 	rtt := time.Since(start)
-	return probeConn(n.ctx, old, max(staleProbeTimeout, 20*rtt)) != nil && n.ctx.Err() == nil
+	err := probeConn(n.ctx, old, max(staleProbeTimeout, 20*rtt))
+	// A connection the peer closed itself (a fetcher that hung up and
+	// dialed again) says the peer is alive; closing every connection to it
+	// would cut the new one's transfers. A restarted peer cannot close the
+	// old connection: it is silent, or answers with a stateless reset.
+	var hungUp *network.ConnError
+	if errors.As(err, &hungUp) && hungUp.Remote || n.ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // probeConn runs one libp2p ping over c itself (not whichever connection
