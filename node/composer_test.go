@@ -16,8 +16,9 @@ import (
 // consensus rejected, or embeds only its own score vector. Every peer must
 // reject those manifests (checkChoice) and apply the fallbacks' instead: no
 // manifest in any honest peer's chain lists a contribution that every
-// honest validator rejected, or an adversary's blob; the peers agree every
-// round, and the model still trains.
+// honest validator rejected (an adversary's blob can appear only when an
+// honest validator's loss test passed it, which is logged); the peers agree
+// every round, and the model still trains.
 func TestDishonestComposer(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("end-to-end network test (slow under the race detector)")
@@ -81,7 +82,12 @@ func TestDishonestComposer(t *testing.T) {
 			}
 			for _, c := range mm.m.Contributions {
 				if adversaries[c.Peer] {
-					t.Errorf("%s: round %d lists the adversary %s", m.Name, mm.m.Round, c.Peer)
+					// Legitimate under the rule when an honest validator
+					// passed it (the check below): the dishonest validator
+					// passes everything, so one honest pass makes a stake
+					// majority. That is the loss test's rare escape
+					// (verify's TestHonestWorkPasses), not the composer's.
+					t.Logf("%s: round %d lists the adversary %s, passed by %d honest validator(s)", m.Name, mm.m.Round, c.Peer, passedBy[mm.m.Round][c.Peer+"/"+c.CID])
 				}
 				if passedBy[mm.m.Round][c.Peer+"/"+c.CID] == 0 {
 					t.Errorf("%s: round %d lists %s, which every honest validator rejected", m.Name, mm.m.Round, c.Peer)
